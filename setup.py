@@ -1,0 +1,20 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+setup(
+    name="zhrnn",
+    version="0.1.0",
+    description="Chinese-first character-level RNN (GRU/LSTM) text generator on PyTorch",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["zhrnn", "zhrnn.*"]),
+    python_requires=">=3.10",
+    # Any torch from 2.1 on: a user's own CUDA build is kept as it is. On a CPU-only machine
+    # install a CPU build first (see README) so pip does not pull the CUDA packages.
+    install_requires=["torch>=2.1", "numpy>=1.22", "jieba>=0.42", "opencc-python-reimplemented>=0.1.7", "tqdm>=4.60"],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    entry_points={"console_scripts": ["zhrnn=zhrnn.cli:main"]},
+)

@@ -1,0 +1,75 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+
+# Four lines whose first characters differ and whose characters each have one continuation,
+# so a model that has learned the text reproduces any line from its first character.
+POEMS = "床前明月光，疑是地上霜。\n春眠不觉晓，处处闻啼鸟。\n白日依山尽，黄河入海流。\n千山鸟飞绝，万径人踪灭。\n"
+
+# Small and fast: enough to memorise POEMS in a few seconds on one CPU core.
+TINY = dict(hidden_size=96, embedding_size=32, num_layers=1, dropout=0.0, batch_size=16, seq_length=24,
+            learning_rate=1e-2, warmup=10, iters=300, save_freq=100, sample_len=30, val_fraction=0.0)
+
+
+def cli_options(options: dict) -> list[str]:
+    """TINY-style options as `zhrnn train` flags."""
+    names = {"iters": "--iter", "sample_len": "--len"}
+    out = []
+    for key, value in options.items():
+        out += [names.get(key, "--" + key.replace("_", "-")), str(value)]
+    return out
+
+
+def run_cli(*args, cwd, timeout=300, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-m", "zhrnn", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, encoding="utf-8", timeout=timeout, **kwargs)
+
+
+def assert_clean_error(proc, *fragments):
+    """A user error: non-zero exit, exactly one line on stderr, no traceback, the message says why."""
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("zhrnn: error:"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def poems(tmp_path):
+    path = tmp_path / "诗.txt"
+    path.write_text(POEMS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One model trained on POEMS, shared by the tests that only read it."""
+    from zhrnn.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "诗.txt"
+    corpus.write_text(POEMS, encoding="utf-8")
+    result = train(corpus, progress=False, out_dir=str(root / "run"), **TINY)
+    return result
+
+
+def shared(*parts) -> Path:
+    path = SHARED_CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs the shared corpora at {SHARED_CORPORA} (not in a plain clone)")
+    return path

@@ -1,0 +1,102 @@
+"""The command line, end to end in subprocesses, as a user runs it."""
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from .conftest import POEMS, REPO, TINY, assert_clean_error, cli_options, run_cli
+
+FAST = dict(TINY, iters=150, save_freq=50)
+
+
+def test_train_then_sample_from_the_newest_run(tmp_path):
+    (tmp_path / "作文.txt").write_text(POEMS, encoding="utf-8")
+    train = run_cli("train", "作文.txt", *cli_options(FAST), cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    assert (tmp_path / "runs" / "作文" / "ckpt.pt").exists()
+    # every save_freq: a sample on stdout and in samples.txt; progress and messages on stderr
+    samples = (tmp_path / "runs" / "作文" / "samples.txt").read_text(encoding="utf-8")
+    assert samples.count("=== step") == 3 and "^" not in samples
+    assert "--- step 150" in train.stderr and "runs/作文/ckpt.pt" in train.stderr
+    assert train.stdout.strip() and "zhrnn:" not in train.stdout
+
+    sample = run_cli("sample", "--start", "春", "--len", "30", "--greedy", cwd=tmp_path)  # no --model: newest run
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("春眠不觉晓，处处闻啼鸟。\n")
+    assert len(sample.stdout.rstrip("\n")) == 30
+
+    many = run_cli("sample", "--start", "床", "--len", "12", "--num", "3", "--seed", "1", "--convert", "s2t", cwd=tmp_path)
+    assert many.returncode == 0, many.stderr
+    texts = many.stdout.strip().split("\n\n")
+    assert texts == ["牀前明月光，疑是地上霜。"] * 3  # printed in Traditional (s2t)
+
+
+def test_ctrl_c_saves_and_resume_continues(tmp_path):
+    (tmp_path / "诗.txt").write_text(POEMS, encoding="utf-8")
+    env_cmd = [sys.executable, "-m", "zhrnn", "train", "诗.txt", *cli_options(dict(TINY, iters=100000, save_freq=20))]
+    proc = subprocess.Popen(env_cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    ckpt = tmp_path / "runs" / "诗" / "ckpt.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert ckpt.exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted at step" in err and "--resume" in err
+    step = torch.load(ckpt, weights_only=True)["step"]
+    assert step >= 20
+
+    resumed = run_cli("train", "诗.txt", "--resume", "--iter", str(step + 5), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(ckpt, weights_only=True)["step"] == step + 5
+
+
+def test_bad_input_gets_one_line_and_a_non_zero_exit(tmp_path, trained):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "short.txt").write_text("短诗一句。", encoding="utf-8")
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
+    (tmp_path / "latin1.txt").write_bytes("crème brûlée à la française".encode("latin-1"))
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 8)
+    good = trained.checkpoint.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    model = ["--model", str(trained.run_dir)]
+    cases = [
+        (("train", "missing.txt"), "does not exist"),
+        (("train", "empty.txt"), "empty"),
+        (("train", "short.txt"), "--seq-length"),
+        (("train", "image.txt"), "binary"),
+        (("train", "latin1.txt"), "--encoding"),
+        (("train", "empty.txt", "--hidden-size", "0"), "--hidden-size"),
+        (("train", "short.txt", "--iter", "x"), "invalid int"),
+        (("sample", *model, "--start", "选"), "选"),
+        (("sample", *model, "--len", "0"), "--len"),
+        (("sample", *model, "--temperature", "0"), "--temperature"),
+        (("sample", *model, "--top-p", "1.5"), "--top-p"),
+        (("sample", "--model", "missing.pt"), "no checkpoint"),
+        (("sample", "--model", "random.pt"), "corrupt"),
+        (("sample", "--model", "truncated.pt"), "corrupt"),
+        (("sample",), "no model found"),  # no runs/ here
+    ]
+    for args, fragment in cases:
+        assert_clean_error(run_cli(*args, cwd=tmp_path), fragment)
+    assert trained.checkpoint.read_bytes() == good  # nothing saved was touched
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = tmp_path / "evil.pt"
+    payload.write_text("", encoding="utf-8")
+    script = (
+        "import torch, os\n"
+        "class Evil:\n"
+        f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+        f"torch.save({{'format': 'zhrnn', 'version': 1, 'model': Evil()}}, {str(payload)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    proc = run_cli("sample", "--model", payload, cwd=tmp_path)
+    assert_clean_error(proc, "not a safe zhrnn checkpoint")
+    assert not marker.exists()

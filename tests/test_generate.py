@@ -1,0 +1,74 @@
+"""Sampling: start text, lengths, markers, <unk>, scripts, filters, reproducibility."""
+import pytest
+import torch
+
+import zhrnn
+from zhrnn.errors import ConfigError, VocabularyError
+from zhrnn.generate import filter_logits
+from zhrnn.train import train
+
+from .conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return zhrnn.load(trained.run_dir)
+
+
+def test_output_has_the_asked_length_begins_with_the_start_and_shows_no_marker(model):
+    for start in ["春", "春眠不觉晓，", ""]:
+        text = model.generate(start=start, length=100, seed=1)
+        assert len(text) == 100 and text.startswith(start)
+        assert "^" not in text and "<unk>" not in text
+    # a start longer than --len is not cut into
+    assert model.generate("春眠不觉晓", 3, seed=1) == "春眠不"
+
+
+def test_multi_character_start_primes_the_model_with_the_whole_string(model):
+    # after 白日依山尽，the memorised continuation follows; from 白 alone it must too
+    assert model.generate("白日依山尽，", 12, greedy=True) == "白日依山尽，黄河入海流。"
+
+
+def test_same_seed_same_text_and_batched_streams_differ(model):
+    a = model.generate_many(4, "春", 60, seed=7, temperature=1.5)
+    assert a == model.generate_many(4, "春", 60, seed=7, temperature=1.5)
+    assert len(set(a)) > 1  # four streams in one batch are four different samples
+    assert all(len(t) == 60 and t.startswith("春") for t in a)
+
+
+def test_unk_is_never_sampled(model):
+    with torch.no_grad():  # make <unk> the model's favourite: it must still not appear
+        model.model.head.bias[0] = 1e4
+    try:
+        assert "<unk>" not in model.generate("春", 50, seed=0, temperature=2.0)
+    finally:
+        with torch.no_grad():
+            model.model.head.bias[0] = 0
+
+
+def test_unknown_start_and_bad_settings_are_refused(model):
+    with pytest.raises(VocabularyError, match="选"):
+        model.generate("选", 10)
+    for bad in [dict(length=0), dict(length=-5), dict(temperature=0), dict(temperature=-1),
+                dict(top_p=0), dict(top_p=1.5), dict(top_k=0)]:
+        with pytest.raises(ConfigError):
+            model.generate("春", **{"length": 10, **bad})
+
+
+def test_top_k_and_top_p_keep_the_right_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = lambda out: torch.isfinite(out[0]).tolist()
+    assert kept(filter_logits(logits, 2, None)) == [True, True, False, False]
+    assert kept(filter_logits(logits, None, 0.5)) == [True, False, False, False]
+    assert kept(filter_logits(logits, None, 0.85)) == [True, True, True, False]
+    assert kept(filter_logits(logits, None, 1.0)) == [True, True, True, True]
+
+
+def test_simplified_seed_finds_a_traditional_models_characters(tmp_path):
+    corpus = tmp_path / "繁.txt"
+    corpus.write_text("選擇自己的路。\n國家興旺發達。\n" * 3, encoding="utf-8")
+    result = train(corpus, progress=False, out_dir=str(tmp_path / "t"), **dict(TINY, iters=200, seq_length=12))
+    model = zhrnn.load(result.run_dir)
+    assert model.tokenizer.script == "traditional"
+    assert model.generate("选", 7, greedy=True) == "選擇自己的路。"
+    assert model.generate("国家", 7, greedy=True) == "國家興旺發達。"

@@ -1,0 +1,52 @@
+"""Char and word (jieba) tokenizers: round trips, <unk>, vocabulary limits, serialisation."""
+import pytest
+
+from zhrnn.errors import VocabularyError
+from zhrnn.tokenizer import UNK, CharTokenizer, Tokenizer, WordTokenizer, build_tokenizer
+
+MIXED = "^我们在北京天安门，看升旗！\n^Hello, world!  两个空格\t和制表符。\n^表情😀🇨🇳也是字：ＡＨ全角\n"
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_decode_encode_round_trips_the_training_text(level):
+    tok = build_tokenizer(MIXED * 3, level)
+    assert tok.decode(tok.encode(MIXED)) == MIXED
+    assert UNK not in tok.decode(tok.encode(MIXED))
+
+
+def test_every_character_is_one_token_at_char_level():
+    tok = CharTokenizer.build(MIXED)
+    ids = tok.encode("😀，Ｈ")
+    assert len(ids) == 3 and tok.decode(ids) == "😀，Ｈ"
+    assert tok.vocab[0] == UNK and tok.vocab[1] == "^"  # reserved ids come first
+    assert set(tok.char_lengths()) == {1}
+
+
+def test_min_count_and_max_size_send_rare_characters_to_unk():
+    text = "的的的的了了了是是人"
+    tok = CharTokenizer.build(text, min_count=2, marker=None)
+    assert tok.vocab == [UNK, "的", "了", "是"]
+    assert tok.decode(tok.encode("人的")) == UNK + "的"
+    assert CharTokenizer.build(text, max_size=3, marker=None).vocab == [UNK, "的", "了"]
+    with pytest.raises(VocabularyError, match="人"):
+        tok.encode_strict("人的")
+
+
+def test_word_level_keeps_frequent_words_and_spells_out_rare_ones():
+    text = "^我们喜欢北京。\n^我们喜欢上海。\n^我们喜欢北京烤鸭。\n"
+    tok = WordTokenizer.build(text, word_min_count=2)
+    assert "我们" in tok.index and "喜欢" in tok.index
+    assert "上海" not in tok.index  # seen once: spelled as 上 + 海, not <unk>
+    ids = tok.encode("我们喜欢上海")
+    assert [tok.vocab[i] for i in ids] == ["我们", "喜欢", "上", "海"]
+    # bits per character need the characters each token stands for
+    assert tok.char_lengths()[tok.index["我们"]] == 2
+
+
+def test_tokenizer_survives_serialisation():
+    for level in ("char", "word"):
+        tok = build_tokenizer(MIXED, level, script="simplified")
+        again = Tokenizer.from_dict(tok.to_dict())
+        assert type(again) is type(tok)
+        assert again.vocab == tok.vocab and again.marker == "^" and again.script == "simplified"
+        assert list(again.encode(MIXED)) == list(tok.encode(MIXED))

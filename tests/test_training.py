@@ -1,0 +1,101 @@
+"""Training: a tiny corpus is learned and reproduced, checkpoints round-trip, resume is exact."""
+import json
+import threading
+
+import pytest
+import torch
+
+import zhrnn
+from zhrnn import checkpoint
+from zhrnn.errors import ConfigError, CorpusError
+from zhrnn.train import prepare_run, train
+
+from .conftest import POEMS, TINY
+
+
+def test_tiny_corpus_is_learned_and_each_line_reproduced_from_its_first_character(trained):
+    assert trained.losses[-1] < 0.05, trained.losses[-10:]
+    assert trained.losses[-1] < trained.losses[0] / 50
+    model = zhrnn.load(trained.run_dir)
+    for line in POEMS.splitlines():
+        assert model.generate(start=line[0], length=len(line), greedy=True) == line
+
+
+def test_checkpoint_holds_everything_and_loads_without_running_code(trained):
+    state = torch.load(trained.checkpoint, weights_only=True)  # plain data only
+    assert state["format"] == "zhrnn" and state["step"] == TINY["iters"]
+    assert state["tokenizer"]["vocab"][:2] == ["<unk>", "^"]
+    assert state["model_config"]["hidden_size"] == TINY["hidden_size"]
+    assert set(state["rng"]) >= {"torch", "batches"}
+
+
+def test_save_then_load_gives_identical_outputs(trained, tmp_path):
+    a = zhrnn.load(trained.checkpoint)
+    state = checkpoint.load(trained.checkpoint)
+    checkpoint.save({k: v for k, v in state.items() if k not in ("format", "version")}, tmp_path / "copy.pt")
+    b = zhrnn.load(tmp_path / "copy.pt")
+    x = torch.tensor([[1, 5, 6, 7]])
+    torch.testing.assert_close(a.model(x)[0], b.model(x)[0], rtol=0, atol=0)
+    assert a.generate("春", 40, seed=3) == b.generate("春", 40, seed=3)
+
+
+def test_resumed_run_continues_the_same_loss_curve_and_samples(poems, tmp_path):
+    options = dict(TINY, iters=40, save_freq=10, dropout=0.2, num_layers=2)  # dropout: RNG state matters
+    straight = train(poems, progress=False, out_dir=str(tmp_path / "a"), **options)
+
+    stop = threading.Event()
+    first = prepare_run(poems, dict(options, out_dir=str(tmp_path / "b")))
+    part = first.run(progress=False, stop=stop, on_save=lambda r: r["step"] == 20 and stop.set())
+    assert part.interrupted and part.step == 20
+    rest = train(poems, resume=tmp_path / "b", progress=False)
+
+    assert len(straight.losses) == 40 and len(part.losses) + len(rest.losses) == 40
+    assert rest.losses == pytest.approx(straight.losses[20:], abs=1e-6)
+    samples_a = (tmp_path / "a" / "samples.txt").read_text(encoding="utf-8").split("=== step 40")[1]
+    samples_b = (tmp_path / "b" / "samples.txt").read_text(encoding="utf-8").split("=== step 40")[1]
+    assert samples_a == samples_b
+
+
+def test_resume_refuses_changed_model_settings_and_another_vocabulary(poems, tmp_path, trained):
+    with pytest.raises(ConfigError, match="hidden_size"):
+        prepare_run(trained.run_dir.parent / "诗.txt", {"hidden_size": 32}, resume=trained.run_dir)
+    other = tmp_path / "other.txt"
+    other.write_text("完全不同的文字内容，只有这些字而已。\n" * 5, encoding="utf-8")
+    with pytest.raises(CorpusError, match="different vocabulary"):
+        prepare_run(other, {}, resume=trained.run_dir)
+
+
+def test_validation_loss_is_reported_in_bits_per_character(tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(POEMS * 30, encoding="utf-8")
+    result = train(corpus, progress=False, out_dir=str(tmp_path / "run"), **dict(TINY, val_fraction=0.1, iters=200))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [100, 200]
+    # a repeated text is predictable: well under 1 bit per character, and falling
+    assert log[-1]["val_bpc"] < 1.0 and log[-1]["val_bpc"] <= log[0]["val_bpc"]
+    assert result.val_bpc == log[-1]["val_bpc"]
+
+
+def test_a_new_run_never_overwrites_an_earlier_one(poems, in_tmp):
+    first = train(poems, progress=False, **dict(TINY, iters=10, save_freq=10))
+    second = train(poems, progress=False, **dict(TINY, iters=10, save_freq=10))
+    assert first.run_dir.name == "诗" and second.run_dir.name == "诗-2"
+    with pytest.raises(ConfigError, match="already has a checkpoint"):
+        train(poems, progress=False, out_dir=str(first.run_dir), **dict(TINY, iters=10))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_other_cells_learn_too(poems, tmp_path, cell):
+    result = train(poems, progress=False, out_dir=str(tmp_path / cell), **dict(TINY, cell=cell, iters=250))
+    assert result.losses[-1] < 0.3
+    assert zhrnn.load(result.run_dir).generate("床", 12, greedy=True) == "床前明月光，疑是地上霜。"
+
+
+def test_word_level_trains_and_samples_whole_text(tmp_path):
+    corpus = tmp_path / "words.txt"
+    corpus.write_text("我们喜欢北京的秋天。\n我们喜欢上海的夏天。\n你们喜欢北京的冬天。\n" * 4, encoding="utf-8")
+    result = train(corpus, progress=False, out_dir=str(tmp_path / "w"), level="word", **dict(TINY, iters=200, seq_length=8))
+    model = zhrnn.load(result.run_dir)
+    assert model.tokenizer.level == "word" and "喜欢" in model.tokenizer.index
+    text = model.generate("我们", 30, seed=0)
+    assert text.startswith("我们") and len(text) == 30

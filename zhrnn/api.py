@@ -1,0 +1,75 @@
+"""The Python API, in the spirit of textgenrnn:
+
+    import zhrnn
+    m = zhrnn.load("runs/唐诗")            # or zhrnn.train("唐诗.txt", iters=2000)
+    print(m.generate(start="选", length=100, temperature=0.8))
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .errors import CheckpointError
+from .generate import SampleConfig, sample
+from .model import CharRNN, ModelConfig
+from .tokenizer import Tokenizer
+from .train import train as _train
+
+
+class TextModel:
+    """A trained model with its tokenizer: what a checkpoint holds, ready to generate."""
+
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, info: dict | None = None, path: Path | None = None):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.info = info or {}  # step, best_val_bpc, corpus, train_config of the checkpoint
+        self.path = path
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str | torch.device = "cpu") -> "TextModel":
+        path = checkpoint.resolve(path)
+        state = checkpoint.load(path)
+        try:
+            tokenizer = Tokenizer.from_dict(state["tokenizer"])
+            model = CharRNN(ModelConfig(**state["model_config"]))
+            model.load_state_dict(state["model"])
+        except (TypeError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
+        info = {k: state.get(k) for k in ("step", "best_val_bpc", "corpus", "train_config", "corpus_config")}
+        return cls(model.to(device), tokenizer, info, path)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def generate_many(self, num: int, start: str = "", length: int = 100, temperature: float = 0.8,
+                      top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                      seed: int | None = None) -> list[str]:
+        """num texts of `length` characters (the start text included), drawn as one batch."""
+        cfg = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed)
+        return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device)
+
+    def generate(self, start: str = "", length: int = 100, **kwargs) -> str:
+        """One text of `length` characters beginning with `start` (see generate_many for options)."""
+        return self.generate_many(1, start, length, **kwargs)[0]
+
+
+def load(path=None, device: str | torch.device = "cpu") -> TextModel:
+    """Load a checkpoint file or run directory; with no path, the newest run under ./runs."""
+    if path is None:
+        path = checkpoint.latest()
+        if path is None:
+            raise CheckpointError("no model found under ./runs; train one (zhrnn train FILE) or pass a path")
+    return TextModel.from_checkpoint(path, device)
+
+
+def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
+    """Train on a text file (or files, or a directory of .txt) and return the trained model.
+
+    Options are those of `zhrnn train` with underscores: cell, num_layers, hidden_size,
+    embedding_size, dropout, batch_size, seq_length, learning_rate, iters, save_freq, level,
+    convert, paragraphs, out_dir, seed, device, ...
+    """
+    result = _train(corpus, resume=resume, progress=progress, **options)
+    return TextModel.from_checkpoint(result.checkpoint)

@@ -1,0 +1,80 @@
+"""One self-contained checkpoint file: weights, tokenizer, configs, training state.
+
+Only plain containers, numbers, strings and tensors go in, so it loads with
+torch.load(weights_only=True): a crafted file cannot run code. Writes are atomic
+(temporary file + fsync + os.replace), so a crash mid-write leaves the previous checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+
+FORMAT = "zhrnn"
+VERSION = 1
+FILENAME = "ckpt.pt"
+REQUIRED = ("model", "model_config", "tokenizer")
+
+
+def save(state: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILENAME
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    return path
+
+
+def load(path: str | Path) -> dict:
+    """Load safely onto the CPU (a GPU-trained checkpoint loads on a machine without one)."""
+    path = resolve(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; random bytes or a cut-off file are not one
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint (not a complete PyTorch file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # weights_only met something other than plain data: possibly a file built to run code
+        raise CheckpointError(f"{path} is not a safe zhrnn checkpoint: it holds objects other than plain data, "
+                              "which zhrnn never loads") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a zhrnn checkpoint")
+    version = state.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path} has format version {version}, newer than this zhrnn reads ({VERSION}); upgrade zhrnn")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)})")
+    return state
+
+
+def latest(root: str | Path = "runs") -> Path | None:
+    """The newest checkpoint in any run directory under root, or None."""
+    found = [p for p in Path(root).glob(f"*/{FILENAME}") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None

@@ -1,0 +1,159 @@
+"""Command line: `zhrnn train FILE`, `zhrnn sample --start 选`. The only place that parses
+arguments, prints to stdout and exits. Progress and messages go to stderr, text to stdout."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+
+log = logging.getLogger("zhrnn")
+S = argparse.SUPPRESS  # options not given stay out of the namespace: the library's defaults apply
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + error
+        self.exit(2, f"zhrnn: error: {message} (see {self.prog} --help)\n")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="训练模型 / train a model on a text file",
+        description="在文本上训练字符级 GRU/LSTM 语言模型 / train a character-level GRU/LSTM language model on text",
+    )
+    p.add_argument("corpus", nargs="+", help="文本文件或 .txt 目录 (UTF-8、GBK、Big5) / text file(s) or directories of .txt")
+    m = p.add_argument_group("模型 / model")
+    m.add_argument("--cell", choices=["gru", "lstm", "rnn"], default=S, help="循环单元 / recurrent cell (default gru)")
+    m.add_argument("--num-layers", type=int, default=S, help="层数 / layers (default 2)")
+    m.add_argument("--hidden-size", "--hidden_size", type=int, default=S, help="隐藏层大小 / hidden units per layer (default 256)")
+    m.add_argument("--embedding-size", type=int, default=S, help="字向量维度 / embedding size (default 128)")
+    m.add_argument("--dropout", type=float, default=S, help="dropout (default 0.1)")
+    t = p.add_argument_group("训练 / training")
+    t.add_argument("--batch-size", type=int, default=S, help="批大小 / sequences per batch (default 32)")
+    t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
+    t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="学习率 / peak learning rate (default 2e-3)")
+    t.add_argument("--iter", dest="iters", type=int, default=S, help="训练步数 / training iterations (default 1000)")
+    t.add_argument("--save-freq", "--save_freq", type=int, default=S, help="每多少步保存并采样 / checkpoint + sample every N steps (default 200)")
+    t.add_argument("--start", "--idx_of_begin", default=S, help="训练中采样的开头 / start text of the samples printed while training")
+    t.add_argument("--len", "--len_of_sample", dest="sample_len", type=int, default=S, help="采样长度 / sample length (default 100)")
+    t.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
+                   help="继续训练 / continue a run: its checkpoint or directory (no PATH: the newest run on this corpus)")
+    t.add_argument("--out-dir", default=S, help="运行目录 / run directory (default runs/<corpus name>)")
+    t.add_argument("--seed", type=int, default=S, help="随机种子 / random seed (default 1337)")
+    t.add_argument("--device", default=S, help="auto | cpu | cuda (default auto: the GPU when there is one)")
+    t.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=S, help="混合精度 / mixed precision (default auto: on for CUDA)")
+    t.add_argument("--val-fraction", type=float, default=S, help="验证集比例 / held-out share of the text (default 0.05)")
+    t.add_argument("--grad-clip", type=float, default=S, help="梯度裁剪 / gradient norm clip (default 1.0)")
+    t.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay (default 0.01)")
+    t.add_argument("--warmup", type=int, default=S, help="学习率预热步数 / warmup steps (default 50)")
+    d = p.add_argument_group("文本与词表 / text and vocabulary")
+    d.add_argument("--level", choices=["char", "word"], default=S, help="char: 每字一个 token (默认) / word: jieba 分词")
+    d.add_argument("--min-count", type=int, default=S, help="少于此次数的字记为 <unk> / rarer characters become <unk> (default 1)")
+    d.add_argument("--max-vocab", type=int, default=S, help="词表上限 / vocabulary size limit")
+    d.add_argument("--encoding", default=S, help="文件编码, 默认自动检测 / file encoding (default: detect UTF-8/GBK/Big5)")
+    d.add_argument("--paragraphs", choices=["line", "blank", "off"], default=S,
+                   help="段落: 每行一段 (默认) / 空行分段 / 不加 '^' / paragraph = line (default), blank-line separated, or off")
+    d.add_argument("--marker", default=S, help="段首标记 / paragraph marker (default ^)")
+    d.add_argument("--convert", default=S, help="OpenCC 繁简转换 / convert the text: t2s, s2t, s2tw, tw2s, s2hk, ...")
+    d.add_argument("--normalize", choices=["NFC", "NFKC"], default=S, help="Unicode 规范化 (默认不做) / normalisation (default none)")
+    p.add_argument("-q", "--quiet", action="store_true", help="不显示进度条 / no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def _sample_parser(sub) -> None:
+    p = sub.add_parser(
+        "sample", help="生成文本 / generate text from a model",
+        description="从模型生成文本 / generate text from a trained model",
+    )
+    p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
+    p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
+    p.add_argument("--len", dest="length", type=int, default=100, help="输出字数 / characters per sample, start included (default 100)")
+    p.add_argument("--temperature", type=float, default=0.8, help="温度, 越高越随机 / temperature (default 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="只从最可能的 k 个字中选 / sample from the k most likely")
+    p.add_argument("--top-p", type=float, default=None, help="核采样 / nucleus sampling threshold in (0, 1]")
+    p.add_argument("--greedy", action="store_true", help="总选最可能的字 / always the most likely character")
+    p.add_argument("--num", type=int, default=1, help="生成几段 / number of samples (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="随机种子, 可复现 / random seed for reproducible output")
+    p.add_argument("--convert", default=None, help="输出转换 / convert the output: t2s (to Simplified), s2t (to Traditional), ...")
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
+    p.set_defaults(func=cmd_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="zhrnn", description="中文字符级 RNN 文本生成 / Chinese-first character-level RNN text generator")
+    parser.add_argument("--version", action="version", version=f"zhrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _train_parser(sub)
+    _sample_parser(sub)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .train import prepare_run
+
+    options = {k: v for k, v in vars(args).items() if k not in ("corpus", "resume", "quiet", "func", "command")}
+    trainer = prepare_run(args.corpus, options, args.resume)
+    m, c = trainer.model_cfg, trainer.cfg
+    log.info("%s: %d tokens (%d paragraphs, %s), vocabulary %d, %s %dx%d, %s params, on %s%s",
+             ", ".join(args.corpus), len(trainer.split.train) + (0 if trainer.split.val is None else len(trainer.split.val)),
+             trainer.corpus.paragraphs, trainer.corpus.script, len(trainer.tokenizer), m.cell.upper(), m.num_layers,
+             m.hidden_size, f"{trainer.model.num_parameters():,}", trainer.device,
+             f" ({trainer.amp})".replace("torch.", "") if trainer.amp else "")
+    log.info("run directory %s; step %d of %d", trainer.run_dir, trainer.step, c.iters)
+
+    def on_save(record: dict) -> None:
+        val = "" if record["val_bpc"] is None else f"val {record['val_bpc']:.3f} bpc, "
+        tqdm.write(f"--- step {record['step']}: {val}train loss {record['train_loss']:.3f} ---", file=sys.stderr)
+        tqdm.write(record["sample"], file=sys.stdout)
+        sys.stdout.flush()
+
+    result = trainer.run(progress=not args.quiet and sys.stderr.isatty(), on_save=on_save)
+    if result.interrupted:
+        log.info("interrupted at step %d; saved %s; continue with: zhrnn train %s --resume",
+                 result.step, result.checkpoint, " ".join(args.corpus))
+        return 130
+    log.info("done: %s (step %d); sample with: zhrnn sample --model %s --start ...", result.checkpoint, result.step, result.run_dir)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from . import script
+    from .api import load
+
+    model = load(args.model, device=args.device)
+    texts = model.generate_many(args.num, start=args.start, length=args.length, temperature=args.temperature,
+                                top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed)
+    for i, text in enumerate(texts):
+        if i:
+            print()
+        print(script.convert(text, args.convert).rstrip("\n"))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("zhrnn: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+
+    from .errors import ZhrnnError
+
+    try:
+        return args.func(args)
+    except ZhrnnError as e:
+        print(f"zhrnn: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("zhrnn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `zhrnn sample | head`: the reader left; nothing is wrong
+        sys.stderr.close()
+        return 0
+    except OSError as e:  # disk full, permission denied, a directory where a file was expected ...
+        where = f": {e.filename}" if e.filename else ""
+        print(f"zhrnn: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1

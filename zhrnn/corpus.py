@@ -1,0 +1,288 @@
+"""Reading training text: files or directories, encodings, newlines, OpenCC, '^' paragraph markers.
+
+The result is one string in which every paragraph starts with the marker and ends with '\\n':
+
+    "^床前明月光，疑是地上霜。\\n^春眠不觉晓，处处闻啼鸟。\\n"
+
+so the model learns where paragraphs begin and sampling can start "at the beginning of one".
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from . import script
+from .errors import ConfigError, CorpusError
+
+log = logging.getLogger(__name__)
+
+PARAGRAPH_MODES = ("line", "blank", "off")
+
+
+@dataclass
+class CorpusConfig:
+    encoding: str | None = None  # None: detect UTF-8 / UTF-16 / GB18030 (GBK) / Big5
+    paragraphs: str = "line"  # line: one line = one paragraph; blank: blank-line separated; off
+    marker: str = "^"  # put before each paragraph; the model is primed with it when sampling
+    convert: str | None = None  # OpenCC config applied to the text, e.g. "t2s"
+    normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
+
+    def __post_init__(self):
+        if self.paragraphs not in PARAGRAPH_MODES:
+            raise ConfigError(f"--paragraphs must be one of {', '.join(PARAGRAPH_MODES)}, not {self.paragraphs!r}")
+        if self.paragraphs != "off" and len(self.marker) != 1:
+            raise ConfigError(f"the paragraph marker must be one character, not {self.marker!r}")
+        if self.normalize not in (None, "NFC", "NFKC", "NFD", "NFKD"):
+            raise ConfigError(f"unknown Unicode normalisation {self.normalize!r}")
+
+
+@dataclass
+class Corpus:
+    text: str  # prepared text, markers in place
+    encodings: dict[str, str] = field(default_factory=dict)  # file -> encoding it was read with
+    script: str = script.UNKNOWN  # after conversion
+    paragraphs: int = 0
+    marker: str | None = "^"  # None when paragraphs == "off"
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+_BOMS = (  # longest first: the UTF-32 LE BOM begins with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Legacy Chinese encodings tried when a file is not UTF-8. GB18030 decodes all of GBK and GB2312;
+# cp950 is Big5 as Windows writes it.
+_LEGACY = ("gb18030", "cp950")
+
+
+@lru_cache(maxsize=1)
+def _common_chars() -> frozenset[str]:
+    """Characters that make up nearly all real Chinese text, in either script.
+
+    GB2312 level 1 (the 3,755 most used Simplified characters) plus Big5's 5,401 "frequently used"
+    characters, read from Python's own codecs so no table is shipped. Decoding GBK bytes as Big5
+    (or back) gives mostly rare characters and symbols, so the share of common characters tells
+    the right decoding from the wrong one.
+    """
+    chars = set()
+    for lead in range(0xB0, 0xD8):
+        for trail in range(0xA1, 0xFF):
+            try:
+                chars.add(bytes((lead, trail)).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass
+    for lead in range(0xA4, 0xC7):
+        for trail in [*range(0x40, 0x7F), *range(0xA1, 0xFF)]:
+            try:
+                chars.add(bytes((lead, trail)).decode("big5"))
+            except UnicodeDecodeError:
+                pass
+    return frozenset(chars)
+
+
+def _plausibility(text: str) -> float:
+    """Share of the non-ASCII characters that are common CJK characters or CJK punctuation."""
+    common = _common_chars()
+    total = hits = 0
+    for ch in text[:200_000]:  # a sample decides as well as the whole file
+        if ch < "\x80":
+            continue
+        total += 1
+        o = ord(ch)
+        if ch in common or 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E or 0x2010 <= o <= 0x2027:
+            hits += 1
+    return hits / total if total else 1.0
+
+
+def _looks_binary(text: str) -> bool:
+    controls = sum(1 for ch in text[:100_000] if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+    return controls > max(2, len(text[:100_000]) // 1000)
+
+
+def _legacy_decodings(data: bytes) -> list[tuple[float, str, str]]:
+    """(plausibility, encoding, text) for each legacy Chinese encoding that decodes the bytes, best first."""
+    scored = []
+    for enc in _LEGACY:
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        scored.append((_plausibility(text), enc, text))
+    return sorted(scored, reverse=True)
+
+
+def decode(data: bytes, encoding: str | None = None, name: str = "input") -> tuple[str, str]:
+    """Decode file bytes; returns (text, encoding used). Refuses what it cannot read with confidence."""
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{name} is not valid {encoding} (byte {e.start}); check --encoding") from None
+
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(enc), enc
+            except UnicodeDecodeError as e:
+                raise CorpusError(f"{name} starts with a {enc} byte-order mark but has invalid bytes at {e.start}") from None
+
+    if b"\x00" in data[:1_000_000]:
+        raise CorpusError(f"{name} looks like a binary file (it contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text, utf8_error = None, e.start
+    if text is not None:
+        # Valid UTF-8 is meant as UTF-8, except for a short GBK file whose bytes happen to form
+        # valid UTF-8 (选 in GBK reads as Cyrillic ѡ): there a legacy decoding that reads as real
+        # Chinese wins.
+        if len(data) < 4096 and _plausibility(text) < 0.5:
+            scored = _legacy_decodings(data)
+            if scored and scored[0][0] >= 0.95:
+                return scored[0][2], scored[0][1]
+        return text, "utf-8"
+
+    scored = _legacy_decodings(data)
+
+    hint = "pass --encoding (e.g. --encoding gbk, big5 or latin-1)"
+    if not scored:
+        raise CorpusError(f"{name} is not UTF-8 (bad byte at {utf8_error}), GBK/GB18030 or Big5; {hint}")
+    best, enc, text = scored[0]
+    runner_up = scored[1][0] if len(scored) > 1 else 0.0
+    if best < 0.8:
+        raise CorpusError(f"cannot tell the encoding of {name} (not UTF-8; GBK or Big5 only guessed); {hint}")
+    if best - runner_up < 0.1:
+        # Only a character or two can read well both ways (real text separates by > 0.4):
+        # take GBK, by far the more common, and say how to override.
+        _, enc, text = next(s for s in scored if s[1] == "gb18030")
+        log.warning("%s is too short to tell GBK from Big5; read as GBK (use --encoding big5 if wrong)", name)
+    log.info("%s: decoded as %s", name, enc)
+    return text, enc
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _text_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise CorpusError(f"directory {path} has no .txt files")
+        return files
+    if not path.exists():
+        raise CorpusError(f"{path} does not exist")
+    return [path]
+
+
+def read_text(paths, encoding: str | None = None) -> tuple[str, dict[str, str]]:
+    """Read and decode one or more files or directories of .txt files, joined by newlines."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    parts, encodings = [], {}
+    for path in paths:
+        for f in _text_files(Path(path)):
+            try:
+                data = f.read_bytes()
+            except OSError as e:
+                raise CorpusError(f"cannot read {f}: {e.strerror}") from None
+            text, enc = decode(data, encoding, name=str(f))
+            if _looks_binary(text):
+                raise CorpusError(f"{f} looks like a binary file (control characters), not text")
+            parts.append(text)
+            encodings[str(f)] = enc
+    return "\n".join(parts), encodings
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_paragraphs(text: str, mode: str) -> list[str]:
+    """Paragraphs without surrounding whitespace (full-width indentation included); empty ones dropped."""
+    if mode == "line":
+        chunks = text.split("\n")
+    else:  # blank: lines separated by one or more empty lines
+        chunks, current = [], []
+        for line in text.split("\n"):
+            if line.strip():
+                current.append(line.strip())
+            elif current:
+                chunks.append("\n".join(current))
+                current = []
+        chunks.append("\n".join(current))
+    return [c.strip() for c in chunks if c.strip()]
+
+
+def is_marked(text: str, marker: str) -> bool:
+    """True when the text already has the marker at (most) paragraph starts: then it is used as is."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return False
+    return sum(line.lstrip().startswith(marker) for line in lines) >= 0.5 * len(lines) or (
+        text.lstrip().startswith(marker) and text.count(marker) > 1 and "\n" not in text.strip()
+    )
+
+
+def add_markers(text: str, mode: str, marker: str) -> tuple[str, int]:
+    """Put the marker before each paragraph and '\\n' after it. Returns (text, paragraph count)."""
+    if mode == "off":
+        return text, 0
+    if is_marked(text, marker):
+        return (text if text.endswith("\n") else text + "\n"), text.count(marker)
+    paragraphs = split_paragraphs(text, mode)
+    stray = sum(p.count(marker) for p in paragraphs)
+    if stray:
+        log.warning("the text has %d '%s' characters of its own; they will read as paragraph starts", stray, marker)
+    return "".join(f"{marker}{p}\n" for p in paragraphs), len(paragraphs)
+
+
+def prepare(text: str, cfg: CorpusConfig) -> Corpus:
+    """Normalise already-decoded text into a training corpus."""
+    text = normalize_newlines(text)
+    if cfg.normalize:
+        text = unicodedata.normalize(cfg.normalize, text)
+    text = script.convert(text, cfg.convert)
+    if not text.strip():
+        raise CorpusError("the text is empty (or only whitespace)")
+    marked, count = add_markers(text, cfg.paragraphs, cfg.marker)
+    marker = None if cfg.paragraphs == "off" else cfg.marker
+    return Corpus(text=marked, script=script.detect_script(marked), paragraphs=count, marker=marker)
+
+
+def load_corpus(paths, cfg: CorpusConfig | None = None) -> Corpus:
+    """Read files (or directories of .txt files) and prepare them: the whole 'corpus' stage."""
+    cfg = cfg or CorpusConfig()
+    text, encodings = read_text(paths, cfg.encoding)
+    if not text.strip():
+        raise CorpusError(f"{', '.join(map(str, encodings)) or paths} is empty (or only whitespace)")
+    corpus = prepare(text, cfg)
+    corpus.encodings = encodings
+    return corpus
+
+
+def render(text: str, marker: str | None) -> str:
+    """Text for people: a marker that starts a line vanishes, any other one becomes a line break."""
+    if not marker:
+        return text
+    out = []
+    for i, ch in enumerate(text):
+        if ch != marker:
+            out.append(ch)
+        elif i > 0 and text[i - 1] != "\n":
+            out.append("\n")
+    return "".join(out)

@@ -1,0 +1,52 @@
+"""Traditional/Simplified Chinese: OpenCC conversion and detecting which script a text is in."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .errors import ConfigError
+
+# The configs opencc-python-reimplemented ships (t2s, s2t, Taiwan / Hong Kong variants, ...).
+OPENCC_CONFIGS = ("t2s", "s2t", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "t2hk")
+SIMPLIFIED, TRADITIONAL, UNKNOWN = "simplified", "traditional", "unknown"
+
+
+@lru_cache(maxsize=None)
+def _converter(config: str):
+    if config not in OPENCC_CONFIGS:
+        raise ConfigError(f"unknown OpenCC conversion {config!r}; choose one of {', '.join(OPENCC_CONFIGS)}")
+    from opencc import OpenCC  # imported lazily: building its dictionaries costs time
+
+    return OpenCC(config)
+
+
+def convert(text: str, config: str | None) -> str:
+    """Convert with an OpenCC config such as 't2s' (Traditional to Simplified); None is a no-op."""
+    return text if not config else _converter(config).convert(text)
+
+
+def detect_script(text: str, sample_chars: int = 200_000) -> str:
+    """'traditional', 'simplified' or 'unknown', by how many characters each OpenCC direction changes.
+
+    A Simplified text is changed by s2t and untouched by t2s, and the other way round; text with
+    no Chinese (or only characters both scripts share) is 'unknown'.
+    """
+    sample = text[:sample_chars]
+    t2s = sum(a != b for a, b in zip(sample, convert(sample, "t2s")))
+    s2t = sum(a != b for a, b in zip(sample, convert(sample, "s2t")))
+    if t2s == s2t == 0:
+        return UNKNOWN
+    if t2s > 2 * s2t:
+        return TRADITIONAL
+    if s2t > 2 * t2s:
+        return SIMPLIFIED
+    return UNKNOWN
+
+
+def variants(text: str) -> list[str]:
+    """The text as typed, then in Traditional and in Simplified: how a seed finds the model's script."""
+    out = [text]
+    for config in ("s2t", "t2s"):
+        converted = convert(text, config)
+        if converted not in out:
+            out.append(converted)
+    return out

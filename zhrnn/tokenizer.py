@@ -1,0 +1,153 @@
+"""Tokenizers: text <-> integer ids. Char level by default; jieba words as an option.
+
+A tokenizer is plain data (a vocabulary list and a few fields) so that it lives inside the
+checkpoint and a model never needs a separate vocab file. No torch here.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+
+from .errors import ConfigError, VocabularyError
+
+log = logging.getLogger(__name__)
+
+UNK = "<unk>"  # id 0; stands for characters cut by min_count / max_size; never sampled
+LEVELS = ("char", "word")
+
+
+class Tokenizer:
+    """Shared by both levels: vocabulary, id lookup, decoding, (de)serialisation.
+
+    The vocabulary is [UNK, marker, then tokens by falling frequency]; frequency order keeps the
+    common tokens at low ids (what an adaptive softmax wants).
+    """
+
+    level = "char"
+
+    def __init__(self, vocab: list[str], marker: str | None = "^", script: str = "unknown"):
+        if not vocab or vocab[0] != UNK:
+            raise ConfigError("a vocabulary must start with <unk>")
+        self.vocab = list(vocab)
+        self.marker = marker
+        self.script = script
+        self.index = {tok: i for i, tok in enumerate(self.vocab)}
+        if len(self.index) != len(self.vocab):
+            raise ConfigError("the vocabulary has duplicate tokens")
+        self.unk_id = 0
+        self.marker_id = self.index.get(marker) if marker else None
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    @staticmethod
+    def _ordered(counts: Counter, min_count: int, max_size: int | None, marker: str | None) -> list[str]:
+        if min_count < 1:
+            raise ConfigError("--min-count must be at least 1")
+        keep = [tok for tok, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count and tok != marker]
+        reserved = [UNK] + ([marker] if marker else [])
+        if max_size is not None:
+            if max_size <= len(reserved):
+                raise ConfigError(f"--max-vocab must be more than {len(reserved)}")
+            keep = keep[: max_size - len(reserved)]
+        return reserved + keep
+
+    def char_lengths(self) -> np.ndarray:
+        """Characters each token stands for, for bits per *character* at any level (marker and UNK: 1)."""
+        return np.array([1 if i in (self.unk_id, self.marker_id) else len(t) for i, t in enumerate(self.vocab)], dtype=np.int64)
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Characters of text that no token can represent (they would become <unk>)."""
+        return sorted({ch for ch in text if ch not in self.index})
+
+    def encode_strict(self, text: str) -> list[int]:
+        """Encode, refusing text with characters outside the vocabulary (for seeds, not corpora)."""
+        missing = self.unknown_chars(text)
+        if missing:
+            shown = "".join(missing[:10]) + ("..." if len(missing) > 10 else "")
+            raise VocabularyError(f"the model does not know {len(missing)} character(s) of the text: {shown}")
+        return self.encode(text).tolist()
+
+    def decode(self, ids) -> str:
+        return "".join(self.vocab[int(i)] for i in ids)
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "vocab": self.vocab, "marker": self.marker, "script": self.script}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Tokenizer":
+        cls = {"char": CharTokenizer, "word": WordTokenizer}.get(d.get("level"))
+        if cls is None:
+            raise ConfigError(f"unknown tokenizer level {d.get('level')!r}")
+        return cls(list(d["vocab"]), d.get("marker"), d.get("script", "unknown"))
+
+
+class CharTokenizer(Tokenizer):
+    """Every Unicode character (CJK, full-width punctuation, ASCII, emoji) is one token."""
+
+    level = "char"
+
+    @classmethod
+    def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^", script: str = "unknown"):
+        return cls(cls._ordered(Counter(text), min_count, max_size, marker), marker, script)
+
+    def encode(self, text: str) -> np.ndarray:
+        # Vectorised: code points via UTF-32, looked up in the sorted code points of the
+        # vocabulary. Millions of characters a second instead of a Python loop.
+        codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+        if not hasattr(self, "_known"):
+            chars = [(ord(t), i) for i, t in enumerate(self.vocab) if i != self.unk_id]
+            self._known = np.array(sorted(chars), dtype=np.int64).reshape(-1, 2)  # (n, 2): code point, id
+        known = self._known
+        if len(known) == 0:
+            return np.zeros(len(codes), dtype=np.uint32)
+        pos = np.searchsorted(known[:, 0], codes).clip(max=len(known) - 1)
+        hit = known[pos, 0] == codes
+        ids = np.where(hit, known[pos, 1], self.unk_id)
+        return ids.astype(np.uint32)
+
+
+class WordTokenizer(Tokenizer):
+    """jieba words for Chinese; a word outside the vocabulary falls back to its characters.
+
+    Every character of the corpus that meets min_count is in the vocabulary too, so rare words
+    are spelled out instead of turning into <unk>, and decode(encode(text)) == text.
+    """
+
+    level = "word"
+
+    @staticmethod
+    def _cut(text: str) -> list[str]:
+        import jieba  # imported lazily: loading its dictionary takes a second
+
+        jieba.setLogLevel(logging.WARNING)
+        return jieba.lcut(text, HMM=True)
+
+    @classmethod
+    def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
+              script: str = "unknown", word_min_count: int = 3):
+        words = Counter(w for w in cls._cut(text) if len(w) > 1 and (not marker or marker not in w))
+        chars = Counter(text)
+        # Characters first (so none is crowded out by words when max_size cuts), then words.
+        char_vocab = cls._ordered(chars, min_count, max_size, marker)
+        room = None if max_size is None else max(0, max_size - len(char_vocab))
+        frequent = [w for w, n in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if n >= word_min_count]
+        return cls(char_vocab + frequent[:room], marker, script)
+
+    def encode(self, text: str) -> np.ndarray:
+        ids = []
+        for word in self._cut(text):
+            i = self.index.get(word)
+            if i is not None:
+                ids.append(i)
+            else:
+                ids.extend(self.index.get(ch, self.unk_id) for ch in word)
+        return np.array(ids, dtype=np.uint32)
+
+
+def build_tokenizer(text: str, level: str = "char", **kwargs) -> Tokenizer:
+    if level not in LEVELS:
+        raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
+    return (CharTokenizer if level == "char" else WordTokenizer).build(text, **kwargs)

@@ -1,0 +1,398 @@
+"""The training loop: AdamW, clipping, warmup + cosine schedule, AMP on CUDA, and every save_freq
+iterations a validation loss in bits per character, an atomic checkpoint and a printed sample.
+
+A run lives in one directory (runs/<corpus name> by default):
+    ckpt.pt       the latest checkpoint (everything needed to sample or to resume exactly)
+    samples.txt   the sample written at each save
+    log.jsonl     one record per save: step, losses, learning rate, speed
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import checkpoint
+from .corpus import CorpusConfig, load_corpus
+from .data import Batches, encode_ids, eval_windows, split_ids
+from .errors import ConfigError, CorpusError, ZhrnnError
+from .generate import SampleConfig, resolve_start, sample
+from .model import CharRNN, ModelConfig
+from .tokenizer import Tokenizer, build_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    # the classic char-rnn knobs (names of the Theano GRU script in comments)
+    batch_size: int = 32
+    seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
+    learning_rate: float = 2e-3  # learning_rate: peak, after warmup; cosine decay to a tenth
+    iters: int = 1000  # iter: optimizer steps in total
+    save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
+    start: str = ""  # idx_of_begin: start text of the samples printed while training
+    sample_len: int = 100  # len_of_sample
+    sample_temperature: float = 0.8
+    # vocabulary
+    level: str = "char"  # char | word (jieba)
+    min_count: int = 1  # rarer characters become <unk>
+    max_vocab: int | None = None
+    # optimisation
+    warmup: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    val_fraction: float = 0.05
+    eval_tokens: int = 100_000  # validation tokens read per evaluation, at most
+    # where and how
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16, else fp16, on CUDA; off on CPU) | bf16 | fp16 | off
+    out_dir: str | None = None  # default runs/<corpus name>
+
+    def __post_init__(self):
+        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
+        if not 0 <= self.val_fraction < 0.5:
+            raise ConfigError("--val-fraction must be in [0, 0.5)")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ConfigError(f"--amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+
+
+# Options that can change when a run is resumed; everything else is fixed by the checkpoint.
+RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens"}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    losses: list[float] = field(default_factory=list)  # training loss (nats/token) of each step run here
+    val_bpc: float | None = None
+    interrupted: bool = False
+
+
+def split_options(options: dict) -> tuple[CorpusConfig, ModelConfig, TrainConfig]:
+    """Flat keyword options (as the CLI and zhrnn.train take them) -> the three configs."""
+    configs = (CorpusConfig, ModelConfig, TrainConfig)
+    known = {f.name: cls for cls in configs for f in fields(cls)}
+    unknown = sorted(set(options) - set(known) - {"vocab_size"})
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+    return tuple(cls(**{k: v for k, v in options.items() if known.get(k) is cls}) for cls in configs)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
+    return device
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to a tenth of the peak: a pure function of the step, so
+    a resumed run follows the same schedule without a scheduler state to restore."""
+    if step < cfg.warmup:
+        return cfg.learning_rate * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def default_run_dir(corpus_paths: list, root: Path = Path("runs")) -> Path:
+    """runs/<name of the first corpus>, or <name>-2, -3, ... so an earlier run is never overwritten."""
+    name = Path(corpus_paths[0]).resolve().name
+    stem = Path(name).stem or "corpus"
+    candidate, n = root / stem, 1
+    while (candidate / checkpoint.FILENAME).exists():
+        n += 1
+        candidate = root / f"{stem}-{n}"
+    return candidate
+
+
+def find_resume(corpus_paths: list, root: Path = Path("runs")) -> Path:
+    """The newest checkpoint of an earlier run on this corpus (runs/<name> or runs/<name>-N)."""
+    stem = Path(Path(corpus_paths[0]).resolve().name).stem or "corpus"
+    found = [p / checkpoint.FILENAME for p in root.glob(f"{stem}*") if (p / checkpoint.FILENAME).is_file()
+             and (p.name == stem or p.name[len(stem):].lstrip("-").isdigit())]
+    if not found:
+        raise ConfigError(f"--resume: no earlier run on {stem} under {root}/; pass the checkpoint: --resume PATH")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+@contextlib.contextmanager
+def stop_on_sigint(flag: threading.Event):
+    """The first Ctrl-C sets flag: the loop stops after the current step and saves; a second one
+    interrupts at once. Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """Owns one run: corpus, tokenizer, model, optimizer and their states."""
+
+    def __init__(self, corpus_paths, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, cfg: TrainConfig,
+                 state: dict | None = None, run_dir: Path | None = None):
+        self.corpus_paths = [str(p) for p in corpus_paths]
+        self.corpus_cfg, self.cfg = corpus_cfg, cfg
+        corpus = load_corpus(self.corpus_paths, corpus_cfg)
+        built = build_tokenizer(corpus.text, cfg.level, min_count=cfg.min_count, max_size=cfg.max_vocab,
+                                marker=corpus.marker, script=corpus.script)
+        if state is not None:
+            self.tokenizer = Tokenizer.from_dict(state["tokenizer"])
+            if built.vocab != self.tokenizer.vocab:
+                raise CorpusError(
+                    "--resume: this corpus has a different vocabulary from the checkpoint's; "
+                    "resume with the corpus the run was trained on, or start a new run"
+                )
+        else:
+            self.tokenizer = built
+        self.corpus = corpus
+        ids = encode_ids(corpus.text, self.tokenizer)
+        self.chars_per_token = len(corpus.text) / len(ids)  # 1 at char level; for speed in chars/s
+        self.split = split_ids(ids, cfg.seq_length, cfg.val_fraction)
+        if self.split.val is None:
+            log.warning("the text is too short for a validation split; the loss shown is the training loss")
+        resolve_start(cfg.start, self.tokenizer)  # refuse an unknown start character before training
+
+        self.device = resolve_device(cfg.device)
+        self.amp = amp_dtype(cfg.amp, self.device)
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high")  # TF32 for what stays in float32
+
+        model_cfg.vocab_size = len(self.tokenizer)
+        self.model_cfg = model_cfg
+        torch.manual_seed(cfg.seed)
+        self.model = CharRNN(model_cfg).to(self.device)
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.learning_rate, betas=(0.9, 0.99),
+        )
+        # fp16 needs loss scaling; bf16 has float32's range and does not
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+        self.batches = Batches(self.split.train, cfg.batch_size, cfg.seq_length, self.device, cfg.seed)
+        self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(self.device)  # (V,)
+        self.step, self.best_val = 0, None
+        if state is not None:
+            self._restore(state)
+        self.run_dir = run_dir or default_run_dir(self.corpus_paths)
+        self.ckpt_path = self.run_dir / checkpoint.FILENAME
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "batches": self.batches.state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model_config": asdict(self.model_cfg),
+            "train_config": asdict(self.cfg),
+            "corpus_config": asdict(self.corpus_cfg),
+            "tokenizer": self.tokenizer.to_dict(),
+            "corpus": {"sources": self.corpus_paths, "fingerprint": self.corpus.fingerprint,
+                       "script": self.corpus.script, "tokens": int(len(self.split.train))},
+            "step": self.step,
+            "best_val_bpc": self.best_val,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step, self.best_val = int(state["step"]), state.get("best_val_bpc")
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.batches.set_state(rng["batches"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        if state["corpus"]["fingerprint"] != self.corpus.fingerprint:
+            log.warning("the corpus text changed since the checkpoint (same vocabulary); training goes on with the new text")
+
+    def save(self) -> Path:
+        return checkpoint.save(self.state(), self.ckpt_path)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def train_step(self) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.cfg)
+        x, y = self.batches.next()  # (B, T), (B, T)
+        with self._autocast():
+            logits, _ = self.model(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return loss.detach()
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Validation loss in bits per character (per character, also at word level)."""
+        if self.split.val is None:
+            return None
+        self.model.eval()
+        nats = chars = 0.0
+        for window in eval_windows(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens):
+            window = window.to(self.device)  # (b, T+1)
+            x, y = window[:, :-1], window[:, 1:]
+            with self._autocast():
+                logits, _ = self.model(x)
+            nats += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+            chars += self.char_len[y].sum().item()
+        self.model.train()
+        return nats / chars / math.log(2)
+
+    def sample(self) -> str:
+        cfg = SampleConfig(length=self.cfg.sample_len, temperature=self.cfg.sample_temperature,
+                           seed=self.cfg.seed + self.step)  # its own generator: training RNG untouched
+        return sample(self.model, self.tokenizer, self.cfg.start, cfg, device=self.device)[0]
+
+    def checkpoint_and_sample(self, train_loss: float, speed: float) -> dict:
+        val = self.evaluate()
+        if val is not None and (self.best_val is None or val < self.best_val):
+            self.best_val = val
+        self.save()
+        text = self.sample()
+        record = {"step": self.step, "train_loss": round(train_loss, 5), "val_bpc": None if val is None else round(val, 5),
+                  "lr": lr_at(self.step - 1, self.cfg), "chars_per_s": round(speed), "time": time.time()}
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
+            bpc = "" if val is None else f", val {val:.3f} bpc"
+            f.write(f"=== step {self.step}{bpc} ===\n{text}\n\n")
+        record["sample"] = text
+        return record
+
+    def run(self, progress: bool = True, on_save: Callable[[dict], None] | None = None,
+            stop: threading.Event | None = None) -> TrainResult:
+        """Train to cfg.iters. Setting `stop` (Ctrl-C does) ends the run after the current step
+        with a checkpoint, as if it had been interrupted there."""
+        cfg = self.cfg
+        stop = stop or threading.Event()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        result = TrainResult(self.run_dir, self.ckpt_path, self.step)
+        if self.step >= cfg.iters:
+            log.warning("the run is already at step %d of --iter %d; raise --iter to train more", self.step, cfg.iters)
+            return result
+        self.model.train()
+        tokens_per_step = cfg.batch_size * cfg.seq_length
+        bar = tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
+                   desc="train", leave=True)
+        pending: list[torch.Tensor] = []  # losses not yet fetched: one GPU sync per few steps, not per step
+        tick, tick_step = time.perf_counter(), self.step
+        speed, last_loss = 0.0, float("nan")
+        with stop_on_sigint(stop):
+            while self.step < cfg.iters and not stop.is_set():
+                pending.append(self.train_step())
+                save_now = self.step % cfg.save_freq == 0 or self.step == cfg.iters
+                if len(pending) >= 10 or save_now or stop.is_set():
+                    values = torch.stack(pending).tolist()
+                    pending.clear()
+                    if not all(map(math.isfinite, values)):
+                        raise ZhrnnError(
+                            f"the loss became NaN or infinite near step {self.step}; lower --learning-rate "
+                            f"(the last checkpoint, if any, is untouched)"
+                        )
+                    result.losses.extend(values)
+                    last_loss = values[-1]
+                    now = time.perf_counter()
+                    speed = (self.step - tick_step) * tokens_per_step * self.chars_per_token / max(now - tick, 1e-9)
+                    tick, tick_step = now, self.step
+                    bar.set_postfix(loss=f"{last_loss:.3f}", chars_s=f"{speed:,.0f}", refresh=False)
+                bar.update(1)
+                if save_now:
+                    record = self.checkpoint_and_sample(last_loss, speed)
+                    result.val_bpc = record["val_bpc"]
+                    if on_save:
+                        on_save(record)
+            if stop.is_set() and self.step < cfg.iters:
+                self.save()
+                result.interrupted = True
+        bar.close()
+        result.step = self.step
+        return result
+
+
+def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = None) -> Trainer:
+    """Build a Trainer for a new run, or for continuing one (resume: a checkpoint, a run
+    directory, or True for the newest run on this corpus)."""
+    if isinstance(corpus_paths, (str, Path)):
+        corpus_paths = [corpus_paths]
+    if not corpus_paths:
+        raise ConfigError("no training text given")
+    if not resume:
+        corpus_cfg, model_cfg, cfg = split_options(options)
+        run_dir = Path(cfg.out_dir) if cfg.out_dir else None
+        if run_dir and (run_dir / checkpoint.FILENAME).exists():
+            raise ConfigError(f"{run_dir} already has a checkpoint; continue it with --resume or choose another --out-dir")
+        return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, run_dir=run_dir)
+
+    path = find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
+    state = checkpoint.load(path)
+    fixed = {**state.get("corpus_config", {}), **state["model_config"], **state.get("train_config", {})}
+    changed = sorted(k for k, v in options.items() if k not in RESUMABLE and k != "out_dir" and fixed.get(k) != v)
+    if changed:
+        raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
+    merged = {**fixed, **{k: v for k, v in options.items() if k in RESUMABLE}}
+    corpus_cfg, model_cfg, cfg = split_options(merged)
+    log.info("resuming %s at step %d", path, state["step"])
+    return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, state=state, run_dir=path.parent)
+
+
+def train(corpus_paths, resume=None, progress: bool = True, on_save=None, **options) -> TrainResult:
+    """Train (or resume) a model on text files; options are the fields of CorpusConfig,
+    ModelConfig and TrainConfig, e.g. train("诗.txt", hidden_size=512, iters=5000)."""
+    return prepare_run(corpus_paths, options, resume).run(progress=progress, on_save=on_save)
