@@ -28,10 +28,9 @@ def test_legacy_and_bom_files_give_the_same_corpus_as_their_utf8_twin(tmp_path, 
     assert other.text.startswith("^第一段" if text is SIMPLIFIED else "^我們")
 
 
-def test_short_gbk_file_that_is_also_valid_utf8_is_read_as_chinese():
-    # 选 in GBK (D1 A1) is valid UTF-8 for 'ѡ'; the Chinese reading must win
-    assert decode("选".encode("gbk"))[0] == "选"
-    assert decode("Привет, мир".encode("utf-8"))[0] == "Привет, мир"  # real UTF-8 stays UTF-8
+@pytest.mark.parametrize("text", ["café crème", "Grüße, Straße", "¿Qué tal? ñandú", "Привет, мир", "ＡＢＣ，。"])
+def test_short_utf8_text_in_any_language_stays_utf8(text):
+    assert decode(text.encode("utf-8")) == (text, "utf-8")
 
 
 @pytest.mark.parametrize("data, message", [

@@ -46,6 +46,18 @@ def test_unk_is_never_sampled(model):
             model.model.head.bias[0] = 0
 
 
+def test_a_model_that_only_emits_paragraph_markers_still_stops(model):
+    marker = model.tokenizer.marker_id
+    with torch.no_grad():
+        model.model.head.bias[marker] = 1e4
+    try:
+        text = model.generate("春", 50, greedy=True)
+        assert text.startswith("春") and len(text) <= 50
+    finally:
+        with torch.no_grad():
+            model.model.head.bias[marker] = 0
+
+
 def test_unknown_start_and_bad_settings_are_refused(model):
     with pytest.raises(VocabularyError, match="选"):
         model.generate("选", 10)

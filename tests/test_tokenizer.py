@@ -1,7 +1,6 @@
 """Char and word (jieba) tokenizers: round trips, <unk>, vocabulary limits, serialisation."""
 import pytest
 
-from zhrnn.errors import VocabularyError
 from zhrnn.tokenizer import UNK, CharTokenizer, Tokenizer, WordTokenizer, build_tokenizer
 
 MIXED = "^我们在北京天安门，看升旗！\n^Hello, world!  两个空格\t和制表符。\n^表情😀🇨🇳也是字：ＡＨ全角\n"
@@ -28,8 +27,7 @@ def test_min_count_and_max_size_send_rare_characters_to_unk():
     assert tok.vocab == [UNK, "的", "了", "是"]
     assert tok.decode(tok.encode("人的")) == UNK + "的"
     assert CharTokenizer.build(text, max_size=3, marker=None).vocab == [UNK, "的", "了"]
-    with pytest.raises(VocabularyError, match="人"):
-        tok.encode_strict("人的")
+    assert tok.unknown_chars("人的人") == ["人"]
 
 
 def test_word_level_keeps_frequent_words_and_spells_out_rare_ones():

@@ -61,8 +61,44 @@ def test_resume_refuses_changed_model_settings_and_another_vocabulary(poems, tmp
         prepare_run(trained.run_dir.parent / "诗.txt", {"hidden_size": 32}, resume=trained.run_dir)
     other = tmp_path / "other.txt"
     other.write_text("完全不同的文字内容，只有这些字而已。\n" * 5, encoding="utf-8")
-    with pytest.raises(CorpusError, match="different vocabulary"):
+    with pytest.raises(CorpusError, match="vocabulary lacks"):
         prepare_run(other, {}, resume=trained.run_dir)
+
+
+def test_resume_never_overwrites_another_checkpoint(poems, tmp_path):
+    first = train(poems, progress=False, out_dir=str(tmp_path / "a"), **dict(TINY, iters=20, save_freq=10))
+    backup = tmp_path / "a" / "backup.pt"
+    backup.write_bytes(first.checkpoint.read_bytes())
+    original = first.checkpoint.read_bytes()
+    # from a file that is not the run's own ckpt.pt: a new run directory
+    from_backup = prepare_run(poems, {"iters": 30}, resume=backup)
+    assert from_backup.run_dir != first.run_dir
+    # with --out-dir: a fork into that directory
+    forked = train(poems, resume=first.run_dir, progress=False, iters=30, out_dir=str(tmp_path / "fork"))
+    assert forked.checkpoint == tmp_path / "fork" / "ckpt.pt" and forked.step == 30
+    assert first.checkpoint.read_bytes() == original
+
+
+def test_resume_accepts_added_text_with_known_characters_and_refuses_a_bare_model(poems, tmp_path, trained):
+    bigger = tmp_path / "诗.txt"  # same characters, more text: a fresh vocabulary would be ordered differently
+    bigger.write_text(POEMS + POEMS.splitlines()[0] + "\n", encoding="utf-8")
+    resumed = train(bigger, resume=trained.checkpoint, progress=False, iters=TINY["iters"] + 5, out_dir=str(tmp_path / "r"))
+    assert resumed.step == TINY["iters"] + 5
+    bare = tmp_path / "bare.pt"
+    state = checkpoint.load(trained.checkpoint)
+    checkpoint.save({k: state[k] for k in ("model", "model_config", "tokenizer")}, bare)
+    with pytest.raises(ConfigError, match="no training state"):
+        prepare_run(poems, {}, resume=bare)
+
+
+def test_resume_without_a_path_finds_the_run_on_the_same_file(tmp_path, in_tmp):
+    (tmp_path / "tang.txt").write_text(POEMS, encoding="utf-8")
+    (tmp_path / "tang-2.txt").write_text(POEMS, encoding="utf-8")
+    ours = train("tang.txt", progress=False, **dict(TINY, iters=10, save_freq=10))
+    other = train("tang-2.txt", progress=False, **dict(TINY, iters=10, save_freq=10))
+    assert (ours.run_dir.name, other.run_dir.name) == ("tang", "tang-2")
+    assert prepare_run("tang.txt", {}, resume=True).run_dir == ours.run_dir
+    assert prepare_run("tang-2.txt", {}, resume=True).run_dir == other.run_dir
 
 
 def test_validation_loss_is_reported_in_bits_per_character(tmp_path):

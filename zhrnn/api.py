@@ -13,7 +13,7 @@ import torch
 from . import checkpoint
 from .errors import CheckpointError
 from .generate import SampleConfig, sample
-from .model import CharRNN, ModelConfig
+from .model import CharRNN, ModelConfig, resolve_device
 from .tokenizer import Tokenizer
 from .train import train as _train
 
@@ -34,10 +34,10 @@ class TextModel:
             tokenizer = Tokenizer.from_dict(state["tokenizer"])
             model = CharRNN(ModelConfig(**state["model_config"]))
             model.load_state_dict(state["model"])
-        except (TypeError, KeyError, RuntimeError) as e:
+        except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
         info = {k: state.get(k) for k in ("step", "best_val_bpc", "corpus", "train_config", "corpus_config")}
-        return cls(model.to(device), tokenizer, info, path)
+        return cls(model.to(resolve_device(device)), tokenizer, info, path)
 
     @property
     def device(self) -> torch.device:

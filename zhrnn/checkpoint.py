@@ -22,10 +22,22 @@ FILENAME = "ckpt.pt"
 REQUIRED = ("model", "model_config", "tokenizer")
 
 
+def _to_cpu(obj):
+    """Every tensor moved to the CPU (optimizer state included), so that even a plain
+    torch.load without map_location opens a GPU-trained checkpoint on a CPU-only machine."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
 def save(state: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, "version": VERSION, **state}
+    state = _to_cpu({"format": FORMAT, "version": VERSION, **state})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

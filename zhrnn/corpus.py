@@ -143,19 +143,12 @@ def decode(data: bytes, encoding: str | None = None, name: str = "input") -> tup
 
     if b"\x00" in data[:1_000_000]:
         raise CorpusError(f"{name} looks like a binary file (it contains NUL bytes), not text")
+    # Valid UTF-8 is taken as UTF-8. GBK text is valid UTF-8 only by accident, with odds that fall
+    # about threefold per character: a character or two (选 reads as ѡ), never a usable corpus.
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
-        text, utf8_error = None, e.start
-    if text is not None:
-        # Valid UTF-8 is meant as UTF-8, except for a short GBK file whose bytes happen to form
-        # valid UTF-8 (选 in GBK reads as Cyrillic ѡ): there a legacy decoding that reads as real
-        # Chinese wins.
-        if len(data) < 4096 and _plausibility(text) < 0.5:
-            scored = _legacy_decodings(data)
-            if scored and scored[0][0] >= 0.95:
-                return scored[0][2], scored[0][1]
-        return text, "utf-8"
+        utf8_error = e.start
 
     scored = _legacy_decodings(data)
 
@@ -251,14 +244,14 @@ def add_markers(text: str, mode: str, marker: str) -> tuple[str, int]:
     return "".join(f"{marker}{p}\n" for p in paragraphs), len(paragraphs)
 
 
-def prepare(text: str, cfg: CorpusConfig) -> Corpus:
+def prepare(text: str, cfg: CorpusConfig, name: str = "the text") -> Corpus:
     """Normalise already-decoded text into a training corpus."""
+    if not text.strip():
+        raise CorpusError(f"{name} is empty (or only whitespace)")
     text = normalize_newlines(text)
     if cfg.normalize:
         text = unicodedata.normalize(cfg.normalize, text)
     text = script.convert(text, cfg.convert)
-    if not text.strip():
-        raise CorpusError("the text is empty (or only whitespace)")
     marked, count = add_markers(text, cfg.paragraphs, cfg.marker)
     marker = None if cfg.paragraphs == "off" else cfg.marker
     return Corpus(text=marked, script=script.detect_script(marked), paragraphs=count, marker=marker)
@@ -268,9 +261,7 @@ def load_corpus(paths, cfg: CorpusConfig | None = None) -> Corpus:
     """Read files (or directories of .txt files) and prepare them: the whole 'corpus' stage."""
     cfg = cfg or CorpusConfig()
     text, encodings = read_text(paths, cfg.encoding)
-    if not text.strip():
-        raise CorpusError(f"{', '.join(map(str, encodings)) or paths} is empty (or only whitespace)")
-    corpus = prepare(text, cfg)
+    corpus = prepare(text, cfg, name=", ".join(encodings))
     corpus.encodings = encodings
     return corpus
 

@@ -40,7 +40,7 @@ class Batches:
     """Random windows of the training ids, drawn with its own generator so runs resume exactly."""
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, device: torch.device, seed: int):
-        self.ids = torch.from_numpy(ids.astype(np.int64))  # (N,)
+        self.ids = torch.from_numpy(ids.astype(np.int32))  # (N,); widened per batch, not for the whole text
         self.batch_size, self.seq_length, self.device = batch_size, seq_length, device
         self.generator = torch.Generator().manual_seed(seed)
         self.offsets = torch.arange(seq_length + 1)  # (T+1,)
@@ -48,7 +48,7 @@ class Batches:
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """x, y: (B, T) long tensors on the device; y is x shifted by one token."""
         starts = torch.randint(len(self.ids) - self.seq_length, (self.batch_size,), generator=self.generator)
-        window = self.ids[starts[:, None] + self.offsets]  # (B, T+1)
+        window = self.ids[starts[:, None] + self.offsets].long()  # (B, T+1)
         window = window.to(self.device, non_blocking=True)
         return window[:, :-1], window[:, 1:]
 

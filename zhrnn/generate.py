@@ -81,7 +81,7 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
     else:
         generator.manual_seed(cfg.seed)
 
-    prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + tokenizer.encode_strict(start)
+    prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + tokenizer.encode(start).tolist()
     if not prime:  # no marker and no start: begin from the most common token
         prime = [tokenizer.unk_id + 1]
     x = torch.tensor(prime, device=device).repeat(num, 1)  # (N, P)
@@ -95,7 +95,10 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
         char_len[tokenizer.marker_id] = 0
     produced = torch.full((num,), len(start), device=device)
     out = []
-    while bool((produced < cfg.length).any()):
+    # Every token but the marker adds at least one character; the cap stops a model that only
+    # emits markers from looping for ever.
+    max_steps = 2 * max(0, cfg.length - len(start)) + 16
+    while bool((produced < cfg.length).any()) and len(out) < max_steps:
         logits[:, tokenizer.unk_id] = float("-inf")  # <unk> is never emitted
         if cfg.greedy:
             nxt = logits.argmax(-1)  # (N,)
@@ -104,8 +107,9 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (N,)
         out.append(nxt)
         produced += char_len[nxt]
-        logits, hidden = model(nxt[:, None], hidden)
-        logits = logits[:, -1].float()
+        if bool((produced < cfg.length).any()):  # no forward pass after the last token
+            logits, hidden = model(nxt[:, None], hidden)
+            logits = logits[:, -1].float()
     model.train(was_training)
 
     tokens = torch.stack(out, 1).tolist() if out else [[] for _ in range(num)]  # (N, steps)

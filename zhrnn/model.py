@@ -11,6 +11,28 @@ from .errors import ConfigError
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
 
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' is the GPU when PyTorch sees one, else the CPU; anything else is checked here so a
+    wrong --device is one clear message, not a failure deep inside PyTorch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: there are only {torch.cuda.device_count()} GPU(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("--device mps was asked for, but this machine has no usable Metal GPU")
+    elif device.type != "cpu":
+        raise ConfigError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 0  # set from the tokenizer

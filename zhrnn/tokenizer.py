@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from .errors import ConfigError, VocabularyError
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,15 @@ class Tokenizer:
         return len(self.vocab)
 
     @staticmethod
+    def _by_frequency(counts: Counter) -> list[tuple[str, int]]:
+        """Most frequent first; ties by code point, so the same text always gives the same ids."""
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    @staticmethod
     def _ordered(counts: Counter, min_count: int, max_size: int | None, marker: str | None) -> list[str]:
         if min_count < 1:
             raise ConfigError("--min-count must be at least 1")
-        keep = [tok for tok, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count and tok != marker]
+        keep = [tok for tok, n in Tokenizer._by_frequency(counts) if n >= min_count and tok != marker]
         reserved = [UNK] + ([marker] if marker else [])
         if max_size is not None:
             if max_size <= len(reserved):
@@ -61,14 +66,6 @@ class Tokenizer:
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of text that no token can represent (they would become <unk>)."""
         return sorted({ch for ch in text if ch not in self.index})
-
-    def encode_strict(self, text: str) -> list[int]:
-        """Encode, refusing text with characters outside the vocabulary (for seeds, not corpora)."""
-        missing = self.unknown_chars(text)
-        if missing:
-            shown = "".join(missing[:10]) + ("..." if len(missing) > 10 else "")
-            raise VocabularyError(f"the model does not know {len(missing)} character(s) of the text: {shown}")
-        return self.encode(text).tolist()
 
     def decode(self, ids) -> str:
         return "".join(self.vocab[int(i)] for i in ids)
@@ -133,7 +130,7 @@ class WordTokenizer(Tokenizer):
         # Characters first (so none is crowded out by words when max_size cuts), then words.
         char_vocab = cls._ordered(chars, min_count, max_size, marker)
         room = None if max_size is None else max(0, max_size - len(char_vocab))
-        frequent = [w for w, n in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if n >= word_min_count]
+        frequent = [w for w, n in cls._by_frequency(words) if n >= word_min_count]
         return cls(char_vocab + frequent[:room], marker, script)
 
     def encode(self, text: str) -> np.ndarray:

@@ -28,7 +28,7 @@ from .corpus import CorpusConfig, load_corpus
 from .data import Batches, encode_ids, eval_windows, split_ids
 from .errors import ConfigError, CorpusError, ZhrnnError
 from .generate import SampleConfig, resolve_start, sample
-from .model import CharRNN, ModelConfig
+from .model import CharRNN, ModelConfig, resolve_device
 from .tokenizer import Tokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,19 @@ class TrainConfig:
             raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
         if not 0 <= self.val_fraction < 0.5:
             raise ConfigError("--val-fraction must be in [0, 0.5)")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
+        if not self.grad_clip > 0:
+            raise ConfigError(f"--grad-clip must be above 0, not {self.grad_clip}")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup must be 0 or more, not {self.warmup}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ConfigError(f"--amp must be auto, bf16, fp16 or off, not {self.amp!r}")
 
 
 # Options that can change when a run is resumed; everything else is fixed by the checkpoint.
-RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens"}
+RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir"}
+RUN_INFO = "run.json"  # in each run directory: the corpus files it trains on, for --resume to find it
 
 
 @dataclass
@@ -92,27 +99,20 @@ def split_options(options: dict) -> tuple[CorpusConfig, ModelConfig, TrainConfig
     """Flat keyword options (as the CLI and zhrnn.train take them) -> the three configs."""
     configs = (CorpusConfig, ModelConfig, TrainConfig)
     known = {f.name: cls for cls in configs for f in fields(cls)}
-    unknown = sorted(set(options) - set(known) - {"vocab_size"})
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
     return tuple(cls(**{k: v for k, v in options.items() if known.get(k) is cls}) for cls in configs)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
-    return device
-
-
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
+    if amp == "auto":
+        # cuDNN runs RNNs in bf16 only from 9.13 on; before that fp16 (with loss scaling) is the fast path
+        cudnn = torch.backends.cudnn.version() or 0
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() and cudnn >= 91300 else torch.float16
+    return torch.float16 if amp == "fp16" else torch.bfloat16
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -124,24 +124,37 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def default_run_dir(corpus_paths: list, root: Path = Path("runs")) -> Path:
-    """runs/<name of the first corpus>, or <name>-2, -3, ... so an earlier run is never overwritten."""
-    name = Path(corpus_paths[0]).resolve().name
-    stem = Path(name).stem or "corpus"
-    candidate, n = root / stem, 1
-    while (candidate / checkpoint.FILENAME).exists():
-        n += 1
-        candidate = root / f"{stem}-{n}"
-    return candidate
+def _sources(corpus_paths) -> list[str]:
+    return [str(Path(p).resolve()) for p in corpus_paths]
 
 
-def find_resume(corpus_paths: list, root: Path = Path("runs")) -> Path:
-    """The newest checkpoint of an earlier run on this corpus (runs/<name> or runs/<name>-N)."""
-    stem = Path(Path(corpus_paths[0]).resolve().name).stem or "corpus"
-    found = [p / checkpoint.FILENAME for p in root.glob(f"{stem}*") if (p / checkpoint.FILENAME).is_file()
-             and (p.name == stem or p.name[len(stem):].lstrip("-").isdigit())]
+def new_run_dir(corpus_paths, root: Path = Path("runs")) -> Path:
+    """runs/<name of the first corpus>, else <name>-2, -3, ...: the first that does not exist yet.
+    Created here and now (mkdir is atomic), so two runs started together never share one."""
+    stem = Path(_sources(corpus_paths)[0]).stem or "corpus"
+    n = 1
+    while True:
+        candidate = root / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def find_resume(corpus_paths, root: Path = Path("runs")) -> Path:
+    """The newest checkpoint of a run under root that trained on these same files."""
+    sources, found = _sources(corpus_paths), []
+    for info in root.glob(f"*/{RUN_INFO}"):
+        try:
+            same = json.loads(info.read_text(encoding="utf-8")).get("sources") == sources
+        except (OSError, ValueError, AttributeError):
+            continue
+        if same and (info.parent / checkpoint.FILENAME).is_file():
+            found.append(info.parent / checkpoint.FILENAME)
     if not found:
-        raise ConfigError(f"--resume: no earlier run on {stem} under {root}/; pass the checkpoint: --resume PATH")
+        raise ConfigError(f"--resume: no earlier run on {', '.join(map(str, corpus_paths))} under {root}/; "
+                          "pass the checkpoint: --resume PATH")
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
@@ -172,15 +185,19 @@ class Trainer:
                  state: dict | None = None, run_dir: Path | None = None):
         self.corpus_paths = [str(p) for p in corpus_paths]
         self.corpus_cfg, self.cfg = corpus_cfg, cfg
+        self.device = resolve_device(cfg.device)  # before reading the text: a wrong --device fails fast
         corpus = load_corpus(self.corpus_paths, corpus_cfg)
         built = build_tokenizer(corpus.text, cfg.level, min_count=cfg.min_count, max_size=cfg.max_vocab,
                                 marker=corpus.marker, script=corpus.script)
         if state is not None:
+            # The checkpoint's vocabulary stays; the text may change as long as it brings no token
+            # that a fresh run would have learned (those would silently train as <unk>).
             self.tokenizer = Tokenizer.from_dict(state["tokenizer"])
-            if built.vocab != self.tokenizer.vocab:
+            new = [t for t in built.vocab if t not in self.tokenizer.index]
+            if new:
                 raise CorpusError(
-                    "--resume: this corpus has a different vocabulary from the checkpoint's; "
-                    "resume with the corpus the run was trained on, or start a new run"
+                    f"--resume: the text has {len(new)} token(s) the checkpoint's vocabulary lacks "
+                    f"(e.g. {''.join(new[:5])}); resume with the text the run was trained on, or start a new run"
                 )
         else:
             self.tokenizer = built
@@ -192,7 +209,6 @@ class Trainer:
             log.warning("the text is too short for a validation split; the loss shown is the training loss")
         resolve_start(cfg.start, self.tokenizer)  # refuse an unknown start character before training
 
-        self.device = resolve_device(cfg.device)
         self.amp = amp_dtype(cfg.amp, self.device)
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 for what stays in float32
@@ -214,7 +230,7 @@ class Trainer:
         self.step, self.best_val = 0, None
         if state is not None:
             self._restore(state)
-        self.run_dir = run_dir or default_run_dir(self.corpus_paths)
+        self.run_dir = run_dir or new_run_dir(self.corpus_paths)
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
 
     # --- state ---------------------------------------------------------------------------------
@@ -224,7 +240,7 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model": self.model.state_dict(),
             "model_config": asdict(self.model_cfg),
             "train_config": asdict(self.cfg),
             "corpus_config": asdict(self.corpus_cfg),
@@ -262,13 +278,16 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy in nats of predicting y (B, T) from x (B, T); the softmax in float32."""
+        with self._autocast():
+            logits, _ = self.model(x)  # (B, T, V)
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction=reduction)
+
     def train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
-        x, y = self.batches.next()  # (B, T), (B, T)
-        with self._autocast():
-            logits, _ = self.model(x)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss = self._loss(*self.batches.next())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -287,11 +306,8 @@ class Trainer:
         nats = chars = 0.0
         for window in eval_windows(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens):
             window = window.to(self.device)  # (b, T+1)
-            x, y = window[:, :-1], window[:, 1:]
-            with self._autocast():
-                logits, _ = self.model(x)
-            nats += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
-            chars += self.char_len[y].sum().item()
+            nats += self._loss(window[:, :-1], window[:, 1:], reduction="sum").item()
+            chars += self.char_len[window[:, 1:]].sum().item()
         self.model.train()
         return nats / chars / math.log(2)
 
@@ -323,6 +339,8 @@ class Trainer:
         cfg = self.cfg
         stop = stop or threading.Event()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / RUN_INFO).write_text(json.dumps({"sources": _sources(self.corpus_paths)}, ensure_ascii=False),
+                                             encoding="utf-8")
         result = TrainResult(self.run_dir, self.ckpt_path, self.step)
         if self.step >= cfg.iters:
             log.warning("the run is already at step %d of --iter %d; raise --iter to train more", self.step, cfg.iters)
@@ -382,14 +400,24 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
 
     path = find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
     state = checkpoint.load(path)
-    fixed = {**state.get("corpus_config", {}), **state["model_config"], **state.get("train_config", {})}
-    changed = sorted(k for k, v in options.items() if k not in RESUMABLE and k != "out_dir" and fixed.get(k) != v)
+    if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
+        raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
+    fixed = {**state.get("corpus_config", {}), **state["model_config"], **state["train_config"]}
+    changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
-    merged = {**fixed, **{k: v for k, v in options.items() if k in RESUMABLE}}
+    merged = {**fixed, "out_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
     corpus_cfg, model_cfg, cfg = split_options(merged)
+    # Continue in place only from a run's own ckpt.pt; from any other file (a backup, a shipped
+    # model) or with --out-dir, write elsewhere so no other checkpoint is overwritten.
+    if cfg.out_dir:
+        run_dir = Path(cfg.out_dir)
+        if run_dir.resolve() != path.parent.resolve() and (run_dir / checkpoint.FILENAME).exists():
+            raise ConfigError(f"{run_dir} already has a checkpoint; choose another --out-dir")
+    else:
+        run_dir = path.parent if path.name == checkpoint.FILENAME else None
     log.info("resuming %s at step %d", path, state["step"])
-    return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, state=state, run_dir=path.parent)
+    return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, state=state, run_dir=run_dir)
 
 
 def train(corpus_paths, resume=None, progress: bool = True, on_save=None, **options) -> TrainResult:
