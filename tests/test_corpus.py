@@ -1,5 +1,4 @@
 """Reading text: encodings, newlines, paragraph markers, OpenCC, directories, refusals."""
-import codecs
 
 import pytest
 

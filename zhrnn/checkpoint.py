@@ -52,6 +52,13 @@ def save(state: dict, path: str | Path) -> Path:
     return path
 
 
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files of writes that never finished (the writer was killed). Call only
+    while holding the run's lock, so no live writer's file is removed."""
+    for tmp in Path(directory).glob(f".{FILENAME}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def resolve(path: str | Path) -> Path:
     """A checkpoint file, or a run directory holding one."""
     path = Path(path)
@@ -62,10 +69,20 @@ def resolve(path: str | Path) -> Path:
     return path
 
 
+def _is_torch_archive(path: Path) -> bool:
+    """torch.save writes a zip holding <name>/data.pkl; random bytes, a cut-off file or another
+    zip are not one (and are corrupt, not unsafe)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load(path: str | Path) -> dict:
     """Load safely onto the CPU (a GPU-trained checkpoint loads on a machine without one)."""
     path = resolve(path)
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip; random bytes or a cut-off file are not one
+    if not _is_torch_archive(path):
         raise CheckpointError(f"{path} is corrupt or not a checkpoint (not a complete PyTorch file)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -96,13 +96,6 @@ def cmd_train(args) -> int:
 
     options = {k: v for k, v in vars(args).items() if k not in ("corpus", "resume", "quiet", "func", "command")}
     trainer = prepare_run(args.corpus, options, args.resume)
-    m, c = trainer.model_cfg, trainer.cfg
-    log.info("%s: %d tokens (%d paragraphs, %s), vocabulary %d, %s %dx%d, %s params, on %s%s",
-             ", ".join(args.corpus), len(trainer.split.train) + (0 if trainer.split.val is None else len(trainer.split.val)),
-             trainer.corpus.paragraphs, trainer.corpus.script, len(trainer.tokenizer), m.cell.upper(), m.num_layers,
-             m.hidden_size, f"{trainer.model.num_parameters():,}", trainer.device,
-             f" ({trainer.amp})".replace("torch.", "") if trainer.amp else "")
-    log.info("run directory %s; step %d of %d", trainer.run_dir, trainer.step, c.iters)
 
     def on_save(record: dict) -> None:
         val = "" if record["val_bpc"] is None else f"val {record['val_bpc']:.3f} bpc, "
@@ -140,7 +133,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("zhrnn: %(message)s"))
-    log.addHandler(handler)
+    log.addHandler(handler)  # removed again below, so main() can be called more than once in a process
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
 
     from .errors import ZhrnnError
@@ -160,3 +153,5 @@ def main(argv=None) -> int:
         where = f": {e.filename}" if e.filename else ""
         print(f"zhrnn: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
+    finally:
+        log.removeHandler(handler)

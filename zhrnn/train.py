@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, rundir
 from .corpus import CorpusConfig, load_corpus
 from .data import Batches, encode_ids, eval_windows, split_ids
 from .errors import ConfigError, CorpusError, ZhrnnError
@@ -82,7 +82,6 @@ class TrainConfig:
 
 # Options that can change when a run is resumed; everything else is fixed by the checkpoint.
 RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir"}
-RUN_INFO = "run.json"  # in each run directory: the corpus files it trains on, for --resume to find it
 
 
 @dataclass
@@ -122,40 +121,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.learning_rate * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
     return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def _sources(corpus_paths) -> list[str]:
-    return [str(Path(p).resolve()) for p in corpus_paths]
-
-
-def new_run_dir(corpus_paths, root: Path = Path("runs")) -> Path:
-    """runs/<name of the first corpus>, else <name>-2, -3, ...: the first that does not exist yet.
-    Created here and now (mkdir is atomic), so two runs started together never share one."""
-    stem = Path(_sources(corpus_paths)[0]).stem or "corpus"
-    n = 1
-    while True:
-        candidate = root / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            n += 1
-
-
-def find_resume(corpus_paths, root: Path = Path("runs")) -> Path:
-    """The newest checkpoint of a run under root that trained on these same files."""
-    sources, found = _sources(corpus_paths), []
-    for info in root.glob(f"*/{RUN_INFO}"):
-        try:
-            same = json.loads(info.read_text(encoding="utf-8")).get("sources") == sources
-        except (OSError, ValueError, AttributeError):
-            continue
-        if same and (info.parent / checkpoint.FILENAME).is_file():
-            found.append(info.parent / checkpoint.FILENAME)
-    if not found:
-        raise ConfigError(f"--resume: no earlier run on {', '.join(map(str, corpus_paths))} under {root}/; "
-                          "pass the checkpoint: --resume PATH")
-    return max(found, key=lambda p: p.stat().st_mtime)
 
 
 @contextlib.contextmanager
@@ -205,8 +170,6 @@ class Trainer:
         ids = encode_ids(corpus.text, self.tokenizer)
         self.chars_per_token = len(corpus.text) / len(ids)  # 1 at char level; for speed in chars/s
         self.split = split_ids(ids, cfg.seq_length, cfg.val_fraction)
-        if self.split.val is None:
-            log.warning("the text is too short for a validation split; the loss shown is the training loss")
         resolve_start(cfg.start, self.tokenizer)  # refuse an unknown start character before training
 
         self.amp = amp_dtype(cfg.amp, self.device)
@@ -230,7 +193,8 @@ class Trainer:
         self.step, self.best_val = 0, None
         if state is not None:
             self._restore(state)
-        self.run_dir = run_dir or new_run_dir(self.corpus_paths)
+        self.run_dir = run_dir or rundir.new_run_dir(self.corpus_paths)
+        self.run_dir.mkdir(parents=True, exist_ok=True)  # an unusable --out-dir fails here, before training
         self.ckpt_path = self.run_dir / checkpoint.FILENAME
 
     # --- state ---------------------------------------------------------------------------------
@@ -269,6 +233,9 @@ class Trainer:
             log.warning("the corpus text changed since the checkpoint (same vocabulary); training goes on with the new text")
 
     def save(self) -> Path:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise ZhrnnError(f"the weights became NaN or infinite at step {self.step}; nothing was saved "
+                             "(the last checkpoint is untouched); lower --learning-rate")
         return checkpoint.save(self.state(), self.ckpt_path)
 
     # --- steps ---------------------------------------------------------------------------------
@@ -336,15 +303,28 @@ class Trainer:
             stop: threading.Event | None = None) -> TrainResult:
         """Train to cfg.iters. Setting `stop` (Ctrl-C does) ends the run after the current step
         with a checkpoint, as if it had been interrupted there."""
+        with rundir.locked(self.run_dir):
+            checkpoint.remove_stale_temporaries(self.run_dir)  # left by a run that was killed mid-write
+            rundir.write_info(self.run_dir, self.corpus_paths)
+            return self._loop(progress, on_save, stop or threading.Event())
+
+    def describe(self) -> str:
+        m, tokens = self.model_cfg, len(self.split.train) + (0 if self.split.val is None else len(self.split.val))
+        amp = f" ({str(self.amp).replace('torch.', '')})" if self.amp else ""
+        return (f"{', '.join(self.corpus_paths)}: {tokens} tokens ({self.corpus.paragraphs} paragraphs, "
+                f"{self.corpus.script}), vocabulary {len(self.tokenizer)}, {m.cell.upper()} {m.num_layers}x{m.hidden_size}, "
+                f"{self.model.num_parameters():,} params, on {self.device}{amp}")
+
+    def _loop(self, progress: bool, on_save, stop: threading.Event) -> TrainResult:
         cfg = self.cfg
-        stop = stop or threading.Event()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / RUN_INFO).write_text(json.dumps({"sources": _sources(self.corpus_paths)}, ensure_ascii=False),
-                                             encoding="utf-8")
         result = TrainResult(self.run_dir, self.ckpt_path, self.step)
+        log.info("%s", self.describe())
+        log.info("run directory %s; step %d of %d", self.run_dir, self.step, cfg.iters)
         if self.step >= cfg.iters:
             log.warning("the run is already at step %d of --iter %d; raise --iter to train more", self.step, cfg.iters)
             return result
+        if self.split.val is None:
+            log.warning("the text is too short for a validation split; the loss shown is the training loss")
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.seq_length
         bar = tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
@@ -398,7 +378,7 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
             raise ConfigError(f"{run_dir} already has a checkpoint; continue it with --resume or choose another --out-dir")
         return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, run_dir=run_dir)
 
-    path = find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
+    path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
     state = checkpoint.load(path)
     if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
         raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
@@ -416,7 +396,6 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
             raise ConfigError(f"{run_dir} already has a checkpoint; choose another --out-dir")
     else:
         run_dir = path.parent if path.name == checkpoint.FILENAME else None
-    log.info("resuming %s at step %d", path, state["step"])
     return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, state=state, run_dir=run_dir)
 
 

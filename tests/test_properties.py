@@ -1,0 +1,63 @@
+"""Property tests on arbitrary Unicode: reading, tokenizing and decoding never crash, and
+decode(encode(text)) gives the text back at both levels."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from zhrnn.corpus import CorpusConfig, decode, prepare, render
+from zhrnn.errors import ZhrnnError
+from zhrnn.tokenizer import CharTokenizer, WordTokenizer
+
+ANY_CHAR = st.characters(blacklist_categories=())  # surrogates and unassigned code points included
+CJK_HEAVY = st.text(st.one_of(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), st.sampled_from("，。！？、\n ^a1😀")))
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.binary(max_size=400))
+def test_decoding_any_bytes_gives_text_or_a_clear_refusal(data):
+    try:
+        text, encoding = decode(data)
+    except ZhrnnError:
+        return
+    assert isinstance(text, str) and encoding
+
+
+@FAST
+@given(st.text(ANY_CHAR), st.sampled_from(["line", "blank", "off"]))
+def test_preparing_any_text_gives_a_corpus_or_a_clear_refusal(text, paragraphs):
+    try:
+        corpus = prepare(text, CorpusConfig(paragraphs=paragraphs))
+    except ZhrnnError:
+        assert not text.strip()
+        return
+    assert corpus.text.strip()
+    assert "\r" not in corpus.text
+    render(corpus.text, corpus.marker)
+
+
+@FAST
+@given(st.one_of(st.text(ANY_CHAR, min_size=1), CJK_HEAVY.filter(bool)))
+def test_char_level_round_trips_any_text(text):
+    tok = CharTokenizer.build(text)
+    assert tok.decode(tok.encode(text)) == text
+    assert len(tok.encode(text)) == len(text)
+
+
+@FAST
+@given(st.one_of(st.text(min_size=1), CJK_HEAVY.filter(bool)))
+def test_word_level_round_trips_any_text(text):
+    tok = WordTokenizer.build(text * 3, word_min_count=2)
+    assert tok.decode(tok.encode(text)) == text
+
+
+@pytest.mark.parametrize("level", [CharTokenizer, WordTokenizer])
+@FAST
+@given(train=CJK_HEAVY.filter(bool), other=st.text(ANY_CHAR))
+def test_text_outside_the_vocabulary_becomes_unk_and_never_crashes(level, train, other):
+    tok = level.build(train)
+    ids = tok.encode(other)
+    assert all(0 <= i < len(tok) for i in ids)
+    decoded = tok.decode(ids)
+    if not tok.unknown_chars(other):
+        assert decoded == other
