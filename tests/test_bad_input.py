@@ -189,3 +189,15 @@ def test_an_unwritable_output_directory_is_one_line(poems, capsys, monkeypatch, 
     code, out, err = run_main(["train", poems, "--out-dir", tmp_path / "ro", "-q", *cli_options(TINY)], capsys)
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == f"zhrnn: error: Permission denied: {tmp_path / 'ro'}"
+
+
+def test_a_100_mb_file_with_no_newline_trains_as_one_paragraph(capsys, tmp_path):
+    unit = "春眠不觉晓，处处闻啼鸟。the quick brown fox "
+    line = unit * (100_000_000 // len(unit.encode("utf-8")) + 1)  # 100 MB of UTF-8, no newline
+    (tmp_path / "one line.txt").write_text(line, encoding="utf-8")
+    assert (tmp_path / "one line.txt").stat().st_size >= 100_000_000
+    code, out, err = run_main(["train", tmp_path / "one line.txt", "--out-dir", tmp_path / "run", "-q",
+                               *cli_options(dict(TINY, iters=1, save_freq=1))], capsys)
+    assert code == 0, err
+    state = checkpoint.load(tmp_path / "run")
+    assert state["step"] == 1 and set(state["tokenizer"]["vocab"]) == {"<unk>", "^", "\n"} | set(line)

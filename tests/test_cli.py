@@ -12,14 +12,16 @@ FAST = dict(TINY, iters=150, save_freq=50)
 
 
 def test_train_then_sample_from_the_newest_run(tmp_path):
-    (tmp_path / "作文.txt").write_text(POEMS, encoding="utf-8")
-    train = run_cli("train", "作文.txt", *cli_options(FAST), cwd=tmp_path)
+    tmp_path = tmp_path / "我的 文件夹"  # spaces and Chinese in every path
+    tmp_path.mkdir()
+    (tmp_path / "作文 一.txt").write_text(POEMS, encoding="utf-8")
+    train = run_cli("train", "作文 一.txt", *cli_options(FAST), cwd=tmp_path)
     assert train.returncode == 0, train.stderr
-    assert (tmp_path / "runs" / "作文" / "ckpt.pt").exists()
+    assert (tmp_path / "runs" / "作文 一" / "ckpt.pt").exists()
     # every save_freq: a sample on stdout and in samples.txt; progress and messages on stderr
-    samples = (tmp_path / "runs" / "作文" / "samples.txt").read_text(encoding="utf-8")
+    samples = (tmp_path / "runs" / "作文 一" / "samples.txt").read_text(encoding="utf-8")
     assert samples.count("=== step") == 3 and "^" not in samples
-    assert "--- step 150" in train.stderr and "runs/作文/ckpt.pt" in train.stderr
+    assert "--- step 150" in train.stderr and "runs/作文 一/ckpt.pt" in train.stderr
     assert train.stdout.strip() and "zhrnn:" not in train.stdout
 
     sample = run_cli("sample", "--start", "春", "--len", "30", "--greedy", cwd=tmp_path)  # no --model: newest run

@@ -90,20 +90,25 @@ class CharTokenizer(Tokenizer):
     def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^", script: str = "unknown"):
         return cls(cls._ordered(Counter(text), min_count, max_size, marker), marker, script)
 
+    CHUNK = 1 << 22  # characters encoded at a time: bounds the temporary arrays on huge texts
+
     def encode(self, text: str) -> np.ndarray:
         # Vectorised: code points via UTF-32, looked up in the sorted code points of the
         # vocabulary. Millions of characters a second instead of a Python loop.
-        codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
         if not hasattr(self, "_known"):
             chars = [(ord(t), i) for i, t in enumerate(self.vocab) if i != self.unk_id]
             self._known = np.array(sorted(chars), dtype=np.int64).reshape(-1, 2)  # (n, 2): code point, id
         known = self._known
+        ids = np.zeros(len(text), dtype=np.uint32)  # <unk> unless found
         if len(known) == 0:
-            return np.zeros(len(codes), dtype=np.uint32)
-        pos = np.searchsorted(known[:, 0], codes).clip(max=len(known) - 1)
-        hit = known[pos, 0] == codes
-        ids = np.where(hit, known[pos, 1], self.unk_id)
-        return ids.astype(np.uint32)
+            return ids
+        for start in range(0, len(text), self.CHUNK):
+            chunk = text[start : start + self.CHUNK].encode("utf-32-le", errors="surrogatepass")
+            codes = np.frombuffer(chunk, dtype=np.uint32)
+            pos = np.searchsorted(known[:, 0], codes).clip(max=len(known) - 1)
+            hit = known[pos, 0] == codes
+            ids[start : start + len(codes)] = np.where(hit, known[pos, 1], self.unk_id)
+        return ids
 
 
 class WordTokenizer(Tokenizer):
