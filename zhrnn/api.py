@@ -43,16 +43,19 @@ class TextModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def generate_many(self, num: int, start: str = "", length: int = 100, temperature: float = 0.8,
-                      top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                      seed: int | None = None) -> list[str]:
-        """num texts of `length` characters (the start text included), drawn as one batch."""
-        cfg = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, seed=seed)
-        return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device)
+    def generate_many(self, num: int, start: str = "", length: int = 100, on_text=None, **options) -> list[str]:
+        """num texts of `length` characters (the start text included), drawn as one batch.
 
-    def generate(self, start: str = "", length: int = 100, **kwargs) -> str:
+        options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
+        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, paragraphs, stop, form,
+        acrostic. on_text(piece), with num=1, streams the text as it is generated.
+        """
+        cfg = SampleConfig(length=length, **options)
+        return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)
+
+    def generate(self, start: str = "", length: int = 100, **options) -> str:
         """One text of `length` characters beginning with `start` (see generate_many for options)."""
-        return self.generate_many(1, start, length, **kwargs)[0]
+        return self.generate_many(1, start, length, **options)[0]
 
 
 def load(path=None, device: str | torch.device = "cpu") -> TextModel:

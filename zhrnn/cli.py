@@ -69,15 +69,56 @@ def _sample_parser(sub) -> None:
     p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
     p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
     p.add_argument("--len", dest="length", type=int, default=100, help="输出字数 / characters per sample, start included (default 100)")
-    p.add_argument("--temperature", type=float, default=0.8, help="温度, 越高越随机 / temperature (default 0.8)")
-    p.add_argument("--top-k", type=int, default=None, help="只从最可能的 k 个字中选 / sample from the k most likely")
-    p.add_argument("--top-p", type=float, default=None, help="核采样 / nucleus sampling threshold in (0, 1]")
-    p.add_argument("--greedy", action="store_true", help="总选最可能的字 / always the most likely character")
-    p.add_argument("--num", type=int, default=1, help="生成几段 / number of samples (default 1)")
+    p.add_argument("--num", type=int, default=1, help="生成几段 (同一批次并行) / number of samples, generated as one batch")
     p.add_argument("--seed", type=int, default=None, help="随机种子, 可复现 / random seed for reproducible output")
+    p.add_argument("--stream", action="store_true", help="边生成边输出 / print character by character")
     p.add_argument("--convert", default=None, help="输出转换 / convert the output: t2s (to Simplified), s2t (to Traditional), ...")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
+    _decoding_options(p)
+    f = p.add_argument_group("诗体 / poem forms")
+    f.add_argument("--form", default=S, help="五言绝句 | 七言绝句 | 五言律诗 | 七言律诗, 或模板如 □□□□□，□□□□□。/ or a template")
+    f.add_argument("--acrostic", default=S, help="藏头诗: 每句开头的字, 如 春夏秋冬 / first character of each line")
     p.set_defaults(func=cmd_sample)
+
+
+def _temperatures(value: str):
+    """'0.8' or a list cycled per character: '0.5,1.0,0.8'."""
+    try:
+        temps = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or a comma-separated list: {value!r}") from None
+    return temps[0] if len(temps) == 1 else temps
+
+
+def _decoding_options(p) -> None:
+    d = p.add_argument_group("解码 / decoding")
+    d.add_argument("--temperature", type=_temperatures, default=S,
+                   help="温度, 越高越随机; 可给列表按字循环 / temperature, or a list cycled per character (default 0.8)")
+    d.add_argument("--top-k", type=int, default=S, help="只从最可能的 k 个字中选 / sample from the k most likely")
+    d.add_argument("--top-p", type=float, default=S, help="核采样 / nucleus sampling threshold in (0, 1]")
+    d.add_argument("--greedy", action="store_true", default=S, help="总选最可能的字 / always the most likely character")
+    d.add_argument("--beam", type=int, default=S, help="束搜索宽度 / beam search width (most likely text)")
+    d.add_argument("--repetition-penalty", type=float, default=S,
+                   help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
+    d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 / never repeat an n-gram")
+    d.add_argument("--paragraphs", type=int, default=S, help="生成几段后停止 / stop after N paragraphs")
+    d.add_argument("--stop", default=S, help="遇到此字符串停止 / stop after this string")
+
+
+def _score_parser(sub) -> None:
+    p = sub.add_parser(
+        "score", help="模型对文本有多意外 / bits per character of a text under a model",
+        description="计算文本的每字比特数与每个字的意外程度, 可输出 HTML 热力图 / "
+                    "bits per character of a text, each character's surprise, and an HTML heat map",
+    )
+    p.add_argument("file", help="要评分的文本文件 / text file to score")
+    p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
+    p.add_argument("--html", metavar="OUT", default=None, help="把热力图写到此 HTML 文件 / write the heat map here")
+    p.add_argument("--top", type=int, default=10, help="列出最意外的几个字 / list the N most surprising characters")
+    p.add_argument("--chars", action="store_true", help="逐字输出比特数 (TSV) / print every character with its bits")
+    p.add_argument("--encoding", default=None, help="文件编码 / file encoding (default: detect)")
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
+    p.set_defaults(func=cmd_score)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _train_parser(sub)
     _sample_parser(sub)
+    _score_parser(sub)
+    p = sub.add_parser("interactive", help="与模型一起写 / write together with the model, character by character",
+                       description="每一步显示最可能的下一个字及其概率, 可选择、输入、撤销或让模型续写 / "
+                                   "see the most likely next characters, then choose, type, undo or let the model go on")
+    p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
+    p.add_argument("--start", default="", help="开头 / start text")
+    p.add_argument("--top", type=int, default=9, help="显示几个候选 / candidates shown (default 9)")
+    p.add_argument("--temperature", type=float, default=0.8, help="续写时的温度 / temperature when continuing")
+    p.add_argument("--seed", type=int, default=None, help="随机种子 / random seed")
+    p.set_defaults(func=cmd_interactive)
     return parser
 
 
@@ -112,17 +163,69 @@ def cmd_train(args) -> int:
     return 0
 
 
+SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "repetition_penalty", "no_repeat_ngram",
+                  "paragraphs", "stop", "form", "acrostic"}
+
+
 def cmd_sample(args) -> int:
     from . import script
     from .api import load
 
     model = load(args.model, device=args.device)
-    texts = model.generate_many(args.num, start=args.start, length=args.length, temperature=args.temperature,
-                                top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed)
+    options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
+
+    def stream(piece: str) -> None:
+        sys.stdout.write(script.convert(piece, args.convert))
+        sys.stdout.flush()
+
+    texts = model.generate_many(args.num, start=args.start, length=args.length, seed=args.seed,
+                                on_text=stream if args.stream else None, **options)
+    if args.stream and args.num == 1 and not options.get("beam", 1) > 1:
+        print()
+        return 0
     for i, text in enumerate(texts):
         if i:
             print()
         print(script.convert(text, args.convert).rstrip("\n"))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from pathlib import Path
+
+    from .api import load
+    from .corpus import read_text
+    from .score import heatmap_html, score_text
+
+    model = load(args.model, device=args.device)
+    text, _ = read_text(args.file, args.encoding)
+    score = score_text(model.model, model.tokenizer, text, model.info.get("corpus_config"), device=model.device)
+    if args.chars:
+        for piece, bits in zip(score.pieces, score.bits):
+            print(f"{piece!r}\t{bits:.3f}" if piece.isspace() or piece == model.tokenizer.marker else f"{piece}\t{bits:.3f}")
+    print(f"{args.file}: {score.bpc:.3f} bits per character over {score.chars} characters"
+          f"{f', {score.unknown} unknown to the model' if score.unknown else ''}")
+    if args.top > 0:
+        ranked = sorted(range(len(score.bits)), key=lambda i: -score.bits[i])[: args.top]
+        for i in ranked:
+            context = "".join(score.pieces[max(0, i - 6) : i]).replace("\n", "⏎")
+            print(f"  {score.bits[i]:6.2f} bits  {context}[{score.pieces[i]}]")
+    if args.html:
+        Path(args.html).write_text(heatmap_html(score, model.tokenizer.marker, title=f"zhrnn score: {args.file}"),
+                                   encoding="utf-8")
+        log.info("heat map written to %s", args.html)
+    return 0
+
+
+def cmd_interactive(args) -> int:
+    from . import interactive
+    from .api import load
+    from .generate import Stepper
+
+    model = load(args.model)
+    text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
+                           candidates=args.top, temperature=args.temperature)
+    print(f"\n{text}")
     return 0
 
 

@@ -1,41 +1,72 @@
-"""Sampling text from a CharRNN: prime with '^' + the start text, then draw one token at a time.
+"""Generating text from a CharRNN: prime with '^' + the start text, then one token at a time.
 
 The hidden state is carried from step to step, so each new character costs one step of the RNN
-(the prefix is never re-run), and --num N streams run together as one batch.
+(the prefix is never re-run), and --num N streams run together as one batch. Each step the
+logits pass through the same pipeline, for sampling and beam search alike:
+    <unk> mask -> poem form mask -> repetition penalty -> no-repeat n-gram -> temperature/top-k/top-p
 """
 from __future__ import annotations
 
+import math
+import unicodedata
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from . import script
 from .corpus import render
 from .errors import ConfigError, VocabularyError
+from .forms import Form
 from .model import CharRNN
 from .tokenizer import Tokenizer
+
+NEG_INF = float("-inf")
 
 
 @dataclass
 class SampleConfig:
     length: int = 100  # characters in each output, the start text included
-    temperature: float = 0.8
+    temperature: float | tuple[float, ...] = 0.8  # a tuple is cycled, one value per character
     top_k: int | None = None
     top_p: float | None = None
     greedy: bool = False
     seed: int | None = None
+    repetition_penalty: float = 1.0  # > 1 discourages characters used in the last repetition_window
+    repetition_window: int = 32
+    no_repeat_ngram: int = 4  # n > 0: never repeat an n-gram (of tokens) within one output; 0: off
+    beam: int = 1  # > 1: beam search for the most likely text (ignores temperature/top-k/top-p)
+    length_alpha: float = 0.7  # beam score = log p / tokens**alpha, so long texts are not punished
+    paragraphs: int | None = None  # stop after this many paragraphs
+    stop: str | None = None  # stop after this string appears (it is kept)
+    form: str | None = None  # 五言绝句, 七言律诗, ... or a template of □ and punctuation
+    acrostic: str = ""  # 藏头诗: each line of the form starts with the next of these characters
 
     def __post_init__(self):
+        temps = self.temperatures
         if self.length < 1:
             raise ConfigError(f"--len must be at least 1, not {self.length}")
         if self.length > 1_000_000:
             raise ConfigError(f"--len {self.length} is too large (at most 1000000)")
-        if not self.greedy and not self.temperature > 0:
+        if not self.greedy and self.beam == 1 and not all(t > 0 for t in temps):
             raise ConfigError(f"--temperature must be above 0, not {self.temperature} (use --greedy for the most likely text)")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p}")
+        if not self.repetition_penalty >= 1:
+            raise ConfigError(f"--repetition-penalty must be 1 or more, not {self.repetition_penalty}")
+        if self.repetition_window < 1 or self.no_repeat_ngram < 0 or self.beam < 1:
+            raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
+        if self.paragraphs is not None and self.paragraphs < 1:
+            raise ConfigError(f"--paragraphs must be at least 1, not {self.paragraphs}")
+        if self.acrostic and not self.form:
+            self.form = "五言绝句" if len(self.acrostic) <= 4 else "五言律诗"
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        t = self.temperature
+        return tuple(t) if isinstance(t, (list, tuple)) else (t,)
 
 
 def resolve_start(start: str, tokenizer: Tokenizer) -> str:
@@ -54,68 +85,281 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
     """logits (N, V) with everything outside the top-k / nucleus top-p set to -inf."""
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (N, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits = logits.masked_fill(logits < kth, NEG_INF)
     if top_p is not None and top_p < 1:
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        probs = sorted_logits.softmax(-1)
         # drop a token when the tokens before it already cover top_p (the first is always kept)
-        drop = (cumulative - sorted_logits.softmax(-1)) >= top_p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        drop = (probs.cumsum(-1) - probs) >= top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), NEG_INF)
     return logits
+
+
+def _penalisable(tokenizer: Tokenizer) -> torch.Tensor:
+    """(V,) bool: tokens the repetition penalty applies to. Punctuation, spaces, line breaks and
+    the marker are exempt: a poem repeats ，and 。 by design."""
+    def content(i: int, tok: str) -> bool:
+        return i not in (tokenizer.unk_id, tokenizer.marker_id) and not all(
+            unicodedata.category(c)[0] in "PZC" for c in tok)
+    return torch.tensor([content(i, t) for i, t in enumerate(tokenizer.vocab)])
+
+
+class Decoder:
+    """One generation request: the logits pipeline and the per-stream bookkeeping."""
+
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int, device):
+        self.model, self.tokenizer, self.cfg, self.num = model, tokenizer, cfg, num
+        self.device = torch.device(device)
+        self.start = resolve_start(start, tokenizer)
+        self.form = Form(tokenizer, cfg.form, cfg.acrostic, self.start) if cfg.form else None
+        if self.form is not None:
+            # the form fixes the start text's characters, and the whole poem's length
+            self.start = "".join(tokenizer.vocab[s] for s in self.form.slots[: len(self.start)])
+        self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + tokenizer.encode(self.start).tolist()
+        if not self.prime:  # no marker and no start: begin from the most common token
+            self.prime = [tokenizer.unk_id + 1]
+        char_len = torch.tensor(tokenizer.char_lengths())
+        if tokenizer.marker_id is not None:
+            char_len[tokenizer.marker_id] = 0  # prints as nothing at a line start; render() settles it
+        self.char_len = char_len.tolist()
+        self.penalisable = _penalisable(tokenizer).to(self.device) if cfg.repetition_penalty > 1 else None
+        self.temps = cfg.temperatures
+        # per stream: generated ids, characters so far, n-gram table, finished flag
+        self.tokens: list[list[int]] = [[] for _ in range(num)]
+        self.chars = [len(self.start)] * num
+        self.ngrams: list[dict[tuple, set]] = [{} for _ in range(num)]
+        self.newline_id = tokenizer.index.get("\n")
+        visible = []
+        for token in self.prime:
+            visible += self._visible(visible[-1] if visible else self.newline_id, token)
+        self.history = [list(visible) for _ in range(num)]  # what a reader sees: for n-grams and the penalty
+        self.done = [self.form is None and len(self.start) >= cfg.length] * num
+        self.markers = [0] * num
+
+    def _visible(self, previous: int | None, token: int) -> list[int]:
+        """The token as render() shows it: a marker after a line break is nothing, any other
+        marker a line break. Repetition is judged on what is seen, not on hidden markers."""
+        if token != self.tokenizer.marker_id or self.newline_id is None:
+            return [token]
+        return [] if previous == self.newline_id else [self.newline_id]
+
+    # --- the logits pipeline ----------------------------------------------------------------
+
+    def process(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """logits (n, V) for the streams `rows` -> masked and penalised logits (before temperature)."""
+        logits = logits.float().clone()
+        logits[:, self.tokenizer.unk_id] = NEG_INF  # <unk> is never emitted
+        forced = None
+        if self.form is not None:
+            position = len(self.start) + len(self.tokens[rows[0]])  # streams advance in lockstep
+            if position < len(self.form):
+                allowed = self.form.allowed(position).to(logits.device)
+                logits = logits.masked_fill(~allowed, NEG_INF)
+                forced = self.form.slots[position] is not None
+        if self.penalisable is not None:
+            window = self.cfg.repetition_window
+            for r, row in enumerate(rows):
+                recent = torch.tensor(self.history[row][-window:], device=logits.device)
+                hit = torch.zeros_like(self.penalisable)
+                hit[recent] = True
+                hit &= self.penalisable
+                # CTRL-style: shrink a positive logit, grow a negative one
+                logits[r] = torch.where(hit, torch.where(logits[r] > 0, logits[r] / self.cfg.repetition_penalty,
+                                                          logits[r] * self.cfg.repetition_penalty), logits[r])
+        n = self.cfg.no_repeat_ngram
+        if n > 0 and not forced:
+            for r, row in enumerate(rows):
+                hist = self.history[row]
+                banned = set(self.ngrams[row].get(tuple(hist[-(n - 1):]) if n > 1 else (), ()))
+                if self.newline_id in banned and hist and hist[-1] != self.newline_id:
+                    banned.add(self.tokenizer.marker_id)  # the marker would print that same line break
+                banned.discard(None)
+                if banned:
+                    kept = logits[r].clone()
+                    logits[r, list(banned)] = NEG_INF
+                    if not torch.isfinite(logits[r]).any():  # every option banned: a repeat beats a dead end
+                        logits[r] = kept
+        return logits
+
+    def append(self, row: int, token: int) -> None:
+        """Record a token for a stream and decide whether that stream is finished."""
+        self.tokens[row].append(token)
+        hist = self.history[row]
+        n = self.cfg.no_repeat_ngram
+        for seen in self._visible(hist[-1] if hist else self.newline_id, token):
+            if n > 0 and len(hist) >= n - 1:
+                self.ngrams[row].setdefault(tuple(hist[len(hist) - n + 1:]) if n > 1 else (), set()).add(seen)
+            hist.append(seen)
+        self.chars[row] += self.char_len[token]
+        cfg = self.cfg
+        if token == self.tokenizer.marker_id:
+            self.markers[row] += 1
+        if self.form is not None:
+            finished = len(self.start) + len(self.tokens[row]) >= len(self.form)
+        else:
+            finished = self.chars[row] >= cfg.length
+            finished |= cfg.paragraphs is not None and self.markers[row] >= cfg.paragraphs
+            finished |= bool(cfg.stop) and cfg.stop in self.tokenizer.decode(self.tokens[row][-len(cfg.stop) - 8:])
+        finished |= len(self.tokens[row]) >= 2 * cfg.length + 16  # a model that only emits markers still stops
+        self.done[row] = finished
+
+    def text(self, row: int) -> str:
+        """The finished output of one stream, for people: markers rendered, cut at the stop rule."""
+        tokens, marker, cfg = self.tokens[row], self.tokenizer.marker, self.cfg
+        if cfg.paragraphs is not None and self.tokenizer.marker_id in tokens:
+            ends = [i for i, t in enumerate(tokens) if t == self.tokenizer.marker_id]
+            if len(ends) >= cfg.paragraphs:
+                tokens = tokens[: ends[cfg.paragraphs - 1]]
+        text = render((marker or "") + self.start + self.tokenizer.decode(tokens), marker)
+        if cfg.stop and cfg.stop in text[len(self.start):]:
+            text = text[: text.index(cfg.stop, len(self.start)) + len(cfg.stop)]
+        if self.form is not None:
+            return Form.display(text)
+        return text[: cfg.length].rstrip("\n") if cfg.paragraphs is not None else text[: cfg.length]
+
+
+def _select(hidden, index: torch.Tensor):
+    """Reorder the streams (dim 1) of a GRU/RNN state or an LSTM (h, c) pair."""
+    if isinstance(hidden, tuple):
+        return tuple(h.index_select(1, index) for h in hidden)
+    return hidden.index_select(1, index)
 
 
 @torch.no_grad()
 def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleConfig | None = None,
-           num: int = 1, device: torch.device | str = "cpu") -> list[str]:
-    """num texts of cfg.length characters, each beginning with start (rendered: no markers)."""
+           num: int = 1, device: torch.device | str = "cpu",
+           on_text: Callable[[str], None] | None = None) -> list[str]:
+    """num texts, each beginning with start (rendered: no markers). on_text, when given with
+    num == 1, receives the text piece by piece as it is generated (streaming)."""
     cfg = cfg or SampleConfig()
     if num < 1:
         raise ConfigError(f"--num must be at least 1, not {num}")
-    start = resolve_start(start, tokenizer)
-    device = torch.device(device)
+    if cfg.beam > 1:
+        return [beam_search(model, tokenizer, start, cfg, device)]
+    dec = Decoder(model, tokenizer, start, cfg, num, device)
     was_training = model.training
     model.eval()
-    generator = torch.Generator(device=device)
-    if cfg.seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(cfg.seed)
+    generator = torch.Generator(device=dec.device)
+    generator.seed() if cfg.seed is None else generator.manual_seed(cfg.seed)
 
-    prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + tokenizer.encode(start).tolist()
-    if not prime:  # no marker and no start: begin from the most common token
-        prime = [tokenizer.unk_id + 1]
-    x = torch.tensor(prime, device=device).repeat(num, 1)  # (N, P)
+    x = torch.tensor(dec.prime, device=dec.device).repeat(num, 1)  # (N, P)
     logits, hidden = model(x)
-    logits = logits[:, -1].float()  # (N, V)
-
-    # Characters each token adds to the printed text: the marker prints as nothing (at a line
-    # start) or one line break, so count it as 0 and let render() settle it.
-    char_len = torch.tensor(tokenizer.char_lengths(), device=device)
-    if tokenizer.marker_id is not None:
-        char_len[tokenizer.marker_id] = 0
-    produced = torch.full((num,), len(start), device=device)
-    out = []
-    # Every token but the marker adds at least one character; the cap stops a model that only
-    # emits markers from looping for ever.
-    max_steps = 2 * max(0, cfg.length - len(start)) + 16
-    while bool((produced < cfg.length).any()) and len(out) < max_steps:
-        logits[:, tokenizer.unk_id] = float("-inf")  # <unk> is never emitted
+    logits = logits[:, -1]  # (N, V)
+    stream = on_text is not None and num == 1
+    if stream:
+        on_text(dec.start)
+    last_char, step = (dec.start or "\n")[-1], 0
+    while not all(dec.done):
+        rows = list(range(num))
+        processed = dec.process(logits, rows)
         if cfg.greedy:
-            nxt = logits.argmax(-1)  # (N,)
+            nxt = processed.argmax(-1)  # (N,)
         else:
-            probs = filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p).softmax(-1)
+            t = dec.temps[step % len(dec.temps)]
+            probs = filter_logits(processed / t, cfg.top_k, cfg.top_p).softmax(-1)
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (N,)
-        out.append(nxt)
-        produced += char_len[nxt]
-        if bool((produced < cfg.length).any()):  # no forward pass after the last token
+        for row, token in enumerate(nxt.tolist()):
+            if not dec.done[row]:
+                dec.append(row, token)
+                if stream:
+                    piece = render(last_char + tokenizer.vocab[token], tokenizer.marker)[1:] if tokenizer.marker else tokenizer.vocab[token]
+                    if piece:
+                        on_text(piece)
+                        last_char = piece[-1]
+        step += 1
+        if not all(dec.done):  # no forward pass after the last token
             logits, hidden = model(nxt[:, None], hidden)
-            logits = logits[:, -1].float()
+            logits = logits[:, -1]
     model.train(was_training)
+    return [dec.text(row) for row in range(num)]
 
-    tokens = torch.stack(out, 1).tolist() if out else [[] for _ in range(num)]  # (N, steps)
-    marker = tokenizer.marker
-    texts = []
-    for row in tokens:
-        text = render((marker or "") + start + tokenizer.decode(row), marker)
-        texts.append(text[: cfg.length])
-    return texts
+
+@torch.no_grad()
+def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleConfig, device="cpu") -> str:
+    """The most likely continuation under the model, by beam search with length normalisation.
+    Finished beams are carried along unchanged until every beam has finished."""
+    k = cfg.beam
+    dec = Decoder(model, tokenizer, start, cfg, k, device)
+    was_training = model.training
+    model.eval()
+    logits, hidden = model(torch.tensor(dec.prime, device=dec.device)[None])  # (1, P, V)
+    logits, hidden = logits[:, -1].expand(k, -1), _select(hidden, torch.zeros(k, dtype=torch.long, device=dec.device))
+    scores = torch.full((k,), NEG_INF, device=dec.device)
+    scores[0] = 0.0  # all beams start identical: expand only the first
+    vocab = logits.size(-1)
+    while not all(dec.done):
+        logp = dec.process(logits, list(range(k))).log_softmax(-1)  # (k, V)
+        for row in range(k):
+            if dec.done[row]:  # a finished beam continues only as itself, at no cost
+                logp[row] = NEG_INF
+                logp[row, tokenizer.unk_id] = 0.0
+        candidates = (scores[:, None] + logp).flatten()  # (k * V,)
+        top = torch.topk(candidates, k)
+        parents, tokens = (top.indices // vocab).tolist(), (top.indices % vocab).tolist()
+        old = (dec.tokens, dec.history, dec.ngrams, dec.chars, dec.done, dec.markers)
+        dec.tokens = [list(old[0][p]) for p in parents]
+        dec.history = [list(old[1][p]) for p in parents]
+        dec.ngrams = [{g: set(s) for g, s in old[2][p].items()} for p in parents]
+        dec.chars, dec.done, dec.markers = [old[3][p] for p in parents], [old[4][p] for p in parents], [old[5][p] for p in parents]
+        scores = top.values
+        for row, token in enumerate(tokens):
+            if not dec.done[row]:
+                dec.append(row, token)
+        index = torch.tensor(parents, device=dec.device)
+        logits, hidden = model(torch.tensor(tokens, device=dec.device)[:, None], _select(hidden, index))
+        logits = logits[:, -1]
+    model.train(was_training)
+    normalised = [s / max(1, len(t)) ** cfg.length_alpha for s, t in zip(scores.tolist(), dec.tokens)]
+    best = max(range(k), key=lambda r: normalised[r] if math.isfinite(normalised[r]) else NEG_INF)
+    return dec.text(best)
+
+
+class Stepper:
+    """Step-by-step generation for interactive use: feed text, read the next-character
+    distribution, undo. Each step keeps its state, so undo costs nothing to recompute."""
+
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, start: str = "", device="cpu", seed: int | None = None):
+        self.model, self.tokenizer, self.device = model.eval(), tokenizer, torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.seed() if seed is None else self.generator.manual_seed(seed)
+        prime = [tokenizer.marker_id] if tokenizer.marker_id is not None else [tokenizer.unk_id + 1]
+        self.states: list[tuple[list[int], torch.Tensor, object]] = []  # (ids, logits (V,), hidden)
+        self._push(prime, None, [])
+        self.feed(resolve_start(start, tokenizer))
+
+    @torch.no_grad()
+    def _push(self, ids: list[int], hidden, before: list[int]) -> None:
+        logits, hidden = self.model(torch.tensor(ids, device=self.device)[None], hidden)
+        logits = logits[0, -1].float()
+        logits[self.tokenizer.unk_id] = NEG_INF
+        self.states.append((before + ids, logits, hidden))
+
+    def feed(self, text: str) -> None:
+        """Append text (refused with VocabularyError if the model cannot read it)."""
+        text = resolve_start(text, self.tokenizer) if text else text
+        for token in self.tokenizer.encode(text).tolist():
+            ids, _, hidden = self.states[-1]
+            self._push([token], hidden, ids)
+
+    def top(self, n: int) -> list[tuple[str, float]]:
+        """The n most likely next tokens with their probabilities."""
+        probs = self.states[-1][1].softmax(-1)
+        values, indices = probs.topk(min(n, len(probs)))
+        return [(self.tokenizer.vocab[i], p) for i, p in zip(indices.tolist(), values.tolist())]
+
+    def continue_(self, chars: int, temperature: float = 0.8) -> None:
+        for _ in range(chars):
+            probs = (self.states[-1][1] / temperature).softmax(-1)
+            token = int(torch.multinomial(probs, 1, generator=self.generator))
+            ids, _, hidden = self.states[-1]
+            self._push([token], hidden, ids)
+
+    def undo(self) -> bool:
+        if len(self.states) <= 1:
+            return False
+        self.states.pop()
+        return True
+
+    @property
+    def text(self) -> str:
+        return render(self.tokenizer.decode(self.states[-1][0]), self.tokenizer.marker).lstrip("\n")

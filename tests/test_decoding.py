@@ -1,0 +1,146 @@
+"""Decoding strategies, poem forms, acrostics, stop rules, streaming, scoring, interactive mode."""
+import io
+import re
+
+import pytest
+import torch
+
+import zhrnn
+from zhrnn.errors import ConfigError
+from zhrnn.generate import Decoder, SampleConfig, Stepper, beam_search
+from zhrnn.interactive import run as interactive
+from zhrnn.score import heatmap_html, score_text
+
+from .conftest import POEMS, run_cli
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return zhrnn.load(trained.run_dir)
+
+
+def fourgrams(text: str) -> list[str]:
+    return [text[i : i + 4] for i in range(len(text) - 3)]
+
+
+@pytest.mark.parametrize("form, pattern", [
+    ("五言绝句", r"(\w{5}，\w{5}。\n?){2}"),
+    ("七言绝句", r"(\w{7}，\w{7}。\n?){2}"),  # the model never saw a 7-character line: the mask makes it anyway
+    ("五言律诗", r"(\w{5}，\w{5}。\n?){4}"),
+    ("□□□，□□。", r"\w{3}，\w{2}。"),
+])
+def test_every_output_has_the_form_exactly(model, form, pattern):
+    for temperature in (0.5, 1.0, 3.0):
+        poems = model.generate_many(12, form=form, temperature=temperature, seed=1)
+        assert all(re.fullmatch(pattern, p) for p in poems), poems
+
+
+def test_acrostic_puts_the_characters_at_each_line_start(model):
+    for poem in model.generate_many(8, acrostic="春白千床", seed=2):  # acrostic alone implies 五言绝句
+        clauses = re.split("[，。\n]+", poem.strip("\n"))
+        assert [c[0] for c in clauses if c] == list("春白千床") and re.fullmatch(r"(\w{5}，\w{5}。\n?){2}", poem)
+    poem = model.generate("床前", form="七言绝句", acrostic="床春白千", seed=3)
+    assert poem.startswith("床前") and [c[0] for c in re.split("[，。\n]+", poem) if c] == list("床春白千")
+
+
+def test_form_refuses_what_cannot_fit(model):
+    with pytest.raises(ConfigError, match="does not fit"):
+        model.generate("床前明月光疑", form="五言绝句")  # a character where the form wants ，
+    with pytest.raises(ConfigError, match="lines"):
+        model.generate(acrostic="床春白千床春白千床", form="五言绝句")
+    with pytest.raises(ConfigError, match="never seen"):
+        model.generate(form="□□□！")
+    with pytest.raises(ConfigError, match="unknown --form"):
+        model.generate(form="宋词")
+
+
+def test_no_repeat_ngram_stops_the_loops_greedy_falls_into(model):
+    looping = model.generate("床", 200, greedy=True, no_repeat_ngram=0)
+    assert len(set(fourgrams(looping))) < len(fourgrams(looping))  # the memorised text comes round again
+    for text in [model.generate("床", 200, greedy=True), *model.generate_many(4, "春", 200, seed=0, temperature=0.3)]:
+        assert len(set(fourgrams(text))) == len(fourgrams(text))  # default: no 4-gram twice
+
+
+def test_repetition_penalty_shrinks_recent_characters_but_not_punctuation(model):
+    tok = model.tokenizer
+    dec = Decoder(model.model, tok, "春眠", SampleConfig(repetition_penalty=2.0, no_repeat_ngram=0), 1, "cpu")
+    logits = torch.zeros(1, len(tok))
+    spring, sleep, comma, other = tok.index["春"], tok.index["眠"], tok.index["，"], tok.index["床"]
+    logits[0, [spring, sleep, comma, other]] = torch.tensor([4.0, -4.0, 4.0, 4.0])
+    out = dec.process(logits, [0])[0]
+    assert out[spring] == 2.0 and out[sleep] == -8.0  # seen: positive halved, negative doubled
+    assert out[comma] == 4.0 and out[other] == 4.0  # punctuation exempt; unseen untouched
+    assert out[tok.unk_id] == float("-inf")
+
+
+def test_temperature_list_is_cycled_per_character(model):
+    cold = model.generate("春", 60, temperature=[0.001, 0.002], seed=5, no_repeat_ngram=0)
+    assert cold == model.generate("春", 60, greedy=True, no_repeat_ngram=0)
+    assert SampleConfig(temperature=(0.5, 1.0)).temperatures == (0.5, 1.0)
+    with pytest.raises(ConfigError):
+        SampleConfig(temperature=(0.5, 0.0))
+
+
+def test_beam_search_finds_the_memorised_line_and_one_beam_is_greedy(model):
+    assert model.generate("白", 12, beam=4) == "白日依山尽，黄河入海流。"
+    one = beam_search(model.model, model.tokenizer, "千", SampleConfig(length=40, beam=1))
+    assert one == model.generate("千", 40, greedy=True)
+
+
+def test_stop_rules(model):
+    one = model.generate("春", 500, paragraphs=1, seed=0)
+    assert "\n" not in one and one.startswith("春") and one.endswith("。")
+    assert model.generate("春", 500, paragraphs=2, seed=0).count("\n") == 1
+    assert model.generate("春", 500, stop="，", seed=0) == "春眠不觉晓，"
+
+
+def test_streamed_pieces_make_the_same_text(model):
+    pieces = []
+    text = model.generate("春", 80, seed=4, on_text=pieces.append)
+    assert "".join(pieces) == text and len(pieces) > 40
+
+
+def test_score_tells_the_training_text_from_a_shuffle(model):
+    learned = score_text(model.model, model.tokenizer, POEMS)
+    shuffled = score_text(model.model, model.tokenizer, "".join(sorted(POEMS.replace("\n", ""))))
+    assert learned.bpc < 0.5 < 3 < shuffled.bpc
+    # every token after the first is predicted once: the marked text minus its leading marker
+    assert "".join(learned.pieces) == ("^" + POEMS.replace("\n", "\n^"))[1:-1]
+    assert len(learned.bits) == len(learned.pieces) and learned.chars == len(learned.pieces)
+    page = heatmap_html(learned, "^")
+    assert page.count("<span") == len(POEMS.replace("\n", "")) and 'title="' in page
+
+
+def test_score_command_and_heat_map(trained, tmp_path):
+    (tmp_path / "poem.txt").write_text(POEMS, encoding="utf-8")
+    proc = run_cli("score", "poem.txt", "--model", trained.run_dir, "--html", "heat.html", "--top", "3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("poem.txt: ") and "bits per character over" in first
+    assert len(proc.stdout.splitlines()) == 4  # the summary, then the three most surprising characters
+    assert (tmp_path / "heat.html").read_text(encoding="utf-8").count("<span") == len(POEMS.replace("\n", ""))
+
+
+def test_interactive_choose_type_undo_and_continue(model):
+    stepper = Stepper(model.model, model.tokenizer, "床", seed=0)
+    assert stepper.top(1)[0][0] == "前"
+    out = io.StringIO()
+    # 1 picks the top candidate 前, 明 is typed, - undoes it, +3 lets the model write three more,
+    # 选 is unknown to the model and refused, q quits
+    text = interactive(stepper, inp=io.StringIO("1\n明\n-\n+3\n选\nq\n"), out=out)
+    screens = [line for line in out.getvalue().splitlines() if line.startswith("床")]
+    assert screens[:4] == ["床", "床前", "床前明", "床前"]
+    assert text == "床前明月光"  # the memorised line, continued by the model
+    assert "does not know" in out.getvalue()
+
+
+def test_cli_sample_with_form_stream_and_decoding_options(trained, tmp_path):
+    proc = run_cli("sample", "--model", trained.run_dir, "--form", "五言绝句", "--acrostic", "春白千床", "--seed", "1",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(r"春\w{4}，白\w{4}。\n千\w{4}，床\w{4}。\n", proc.stdout)
+    streamed = run_cli("sample", "--model", trained.run_dir, "--start", "春", "--len", "30", "--stream",
+                       "--temperature", "0.5,1.0", "--no-repeat-ngram", "3", "--seed", "2", cwd=tmp_path)
+    batch = run_cli("sample", "--model", trained.run_dir, "--start", "春", "--len", "30",
+                    "--temperature", "0.5,1.0", "--no-repeat-ngram", "3", "--seed", "2", cwd=tmp_path)
+    assert streamed.returncode == batch.returncode == 0 and streamed.stdout == batch.stdout

@@ -1,0 +1,86 @@
+"""Poem forms as templates, enforced while sampling: at each position the distribution is
+limited to what the form allows (any Chinese character, or one punctuation mark), so every
+output has the exact line lengths, with no sampling and rejecting.
+
+A template is a string in which □ stands for one Chinese character and anything else for
+itself: 五言绝句 is "□□□□□，□□□□□。□□□□□，□□□□□。". --form takes a name below or a template.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+import torch
+
+from .errors import ConfigError
+from .tokenizer import Tokenizer
+
+SLOT = "□"
+FORMS = {
+    "五言绝句": "□□□□□，□□□□□。" * 2,
+    "七言绝句": "□□□□□□□，□□□□□□□。" * 2,
+    "五言律诗": "□□□□□，□□□□□。" * 4,
+    "七言律诗": "□□□□□□□，□□□□□□□。" * 4,
+}
+
+
+def is_han(token: str) -> bool:
+    """One Chinese character (CJK ideograph), not punctuation, letters or symbols."""
+    if len(token) != 1:
+        return False
+    o = ord(token)
+    return unicodedata.category(token) == "Lo" and (
+        0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x323AF
+    )
+
+
+class Form:
+    """A template with the acrostic and start text filled in: one entry per position, either
+    None (any Chinese character) or the token id that must stand there."""
+
+    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = ""):
+        if tokenizer.level != "char":
+            raise ConfigError("--form and --acrostic need a char-level model (trained without --level word)")
+        template = FORMS.get(form, form)
+        if SLOT not in template:
+            raise ConfigError(f"unknown --form {form!r}: use {', '.join(FORMS)} or a template such as □□□□□，□□□□□。")
+        chars: list[str | None] = [None if c == SLOT else c for c in template]
+        line_starts = [i for i, c in enumerate(chars) if c is None and (i == 0 or chars[i - 1] is not None)]
+        if acrostic:
+            if len(acrostic) > len(line_starts):
+                raise ConfigError(f"--acrostic has {len(acrostic)} characters but the form has {len(line_starts)} lines")
+            for i, ch in zip(line_starts, acrostic):
+                chars[i] = ch
+        for i, ch in enumerate(start):
+            if i >= len(chars):
+                raise ConfigError(f"--start is longer than the form ({len(chars)} characters)")
+            if chars[i] is None and not is_han(ch) or chars[i] is not None and chars[i] != ch:
+                raise ConfigError(f"--start does not fit the form at character {i + 1} ({ch!r})")
+            chars[i] = ch
+        missing = sorted({c for c in chars if c is not None and c not in tokenizer.index})
+        if missing:
+            raise ConfigError(f"the model has never seen {''.join(missing)}, which the form needs")
+        self.template = template
+        self.slots = [None if c is None else tokenizer.index[c] for c in chars]
+        han = torch.tensor([is_han(t) for t in tokenizer.vocab])  # (V,)
+        if not han.any():
+            raise ConfigError("the model knows no Chinese characters to fill the form with")
+        self.han = han
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def allowed(self, position: int) -> torch.Tensor:
+        """(V,) bool: the tokens that may stand at this position of the poem."""
+        slot = self.slots[position]
+        if slot is None:
+            return self.han
+        only = torch.zeros_like(self.han)
+        only[slot] = True
+        return only
+
+    @staticmethod
+    def display(text: str) -> str:
+        """One line per sentence (after 。！？), as poems are printed."""
+        for end in "。！？":
+            text = text.replace(end, end + "\n")
+        return text.rstrip("\n")

@@ -1,0 +1,43 @@
+"""`zhrnn interactive`: write together with the model in the terminal. Part of the CLI layer
+(it reads input and prints); the model side is generate.Stepper."""
+from __future__ import annotations
+
+import sys
+
+from .errors import VocabularyError
+from .generate import Stepper
+
+HELP = ("1-9 选候选字 choose | 直接输入文字 type text | - 撤销 undo | 回车 续写 10 字 continue | "
+        "+N 续写 N 字 | q 退出 quit")
+
+
+def shown(token: str) -> str:
+    return {"\n": "⏎", " ": "␣"}.get(token, token)
+
+
+def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys.stdout, inp=sys.stdin) -> str:
+    print(HELP, file=out)
+    while True:
+        print(f"\n{stepper.text}", file=out)
+        options = [(tok, p) for tok, p in stepper.top(candidates + 1) if tok != stepper.tokenizer.marker][:candidates]
+        print("  ".join(f"{i}:{shown(tok)} {p:.0%}" for i, (tok, p) in enumerate(options, 1)), file=out)
+        print("> ", end="", file=out, flush=True)
+        line = inp.readline()
+        if not line or line.strip() in ("q", "quit", "exit"):
+            break
+        line = line.rstrip("\n")
+        try:
+            if line == "":
+                stepper.continue_(10, temperature)
+            elif line == "-":
+                if not stepper.undo():
+                    print("(nothing to undo)", file=out)
+            elif line.startswith("+") and line[1:].isdigit():
+                stepper.continue_(int(line[1:]), temperature)
+            elif line.isdigit() and 1 <= int(line) <= len(options):
+                stepper.feed(options[int(line) - 1][0])
+            else:
+                stepper.feed(line)
+        except VocabularyError as e:
+            print(f"({e})", file=out)
+    return stepper.text

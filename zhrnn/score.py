@@ -1,0 +1,73 @@
+"""How surprised a model is by a text: bits per character overall, and each character's surprise
+(-log2 p), with an HTML heat map of it: what the network has learned, made visible."""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .corpus import CorpusConfig, prepare
+from .model import CharRNN
+from .tokenizer import Tokenizer
+
+
+@dataclass
+class Score:
+    pieces: list[str] = field(default_factory=list)  # the text, one entry per predicted token
+    bits: list[float] = field(default_factory=list)  # surprise of each piece, in bits
+    chars: int = 0  # characters predicted (the marker counts as one, as in training)
+    unknown: int = 0  # characters the vocabulary lacks (scored as <unk>)
+
+    @property
+    def bpc(self) -> float:
+        return sum(self.bits) / max(1, self.chars)
+
+
+@torch.no_grad()
+def score_text(model: CharRNN, tokenizer: Tokenizer, text: str, corpus_cfg: dict | None = None,
+               device="cpu", chunk: int = 4096) -> Score:
+    """Score text prepared exactly as the model's training text was (markers, conversion)."""
+    cfg = CorpusConfig(**{k: v for k, v in (corpus_cfg or {}).items() if k != "encoding"})
+    prepared = prepare(text, cfg).text
+    ids = torch.from_numpy(tokenizer.encode(prepared).astype("int64")).to(device)  # (N,)
+    lengths = tokenizer.char_lengths()
+    out = Score(unknown=sum(1 for ch in prepared if ch not in tokenizer.index))
+    was_training = model.training
+    model.eval()
+    hidden = None
+    for begin in range(0, len(ids) - 1, chunk):  # carry the state across chunks: one pass, any length
+        x = ids[begin : begin + chunk][None]  # (1, c)
+        y = ids[begin + 1 : begin + chunk + 1]  # (c',)
+        logits, hidden = model(x[:, : len(y)], hidden)
+        nats = F.cross_entropy(logits[0].float(), y, reduction="none")  # (c',)
+        out.bits.extend((nats / math.log(2)).tolist())
+        out.pieces.extend(tokenizer.vocab[i] for i in y.tolist())
+        out.chars += int(sum(lengths[i] for i in y.tolist()))
+    model.train(was_training)
+    return out
+
+
+def heatmap_html(score: Score, marker: str | None, title: str = "zhrnn score") -> str:
+    """A self-contained page: each character shaded by its surprise, the bits on hover."""
+    top = max(score.bits, default=1.0) or 1.0
+    spans = []
+    for piece, bits in zip(score.pieces, score.bits):
+        if piece in (marker, "\n"):  # a paragraph start after a line break adds nothing
+            if piece == "\n" or (spans and spans[-1] != "<br>\n"):
+                spans.append("<br>\n")
+            continue
+        alpha = min(1.0, bits / top)
+        spans.append(f'<span title="{bits:.2f} bits" style="background:rgba(220,40,40,{alpha:.2f})">'
+                     f"{html.escape(piece)}</span>")
+    return (
+        "<!doctype html><html lang=\"zh\"><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font:20px/1.8 serif;max-width:48em;margin:2em auto}span{padding:0 1px}</style>"
+        f"<h1>{html.escape(title)}</h1>"
+        f"<p>{score.bpc:.3f} bits per character over {score.chars} characters; "
+        f"{score.unknown} unknown to the model. Redder is more surprising; hover for bits.</p>"
+        f"<p>{''.join(spans)}</p></html>\n"
+    )
