@@ -117,7 +117,8 @@ def test_score_command_and_heat_map(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
     assert first.startswith("poem.txt: ") and "bits per character over" in first
-    assert len(proc.stdout.splitlines()) == 4  # the summary, then the three most surprising characters
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and all(re.match(r"  +\d+\.\d\d bits  ", line) for line in lines[1:]), lines
     assert (tmp_path / "heat.html").read_text(encoding="utf-8").count("<span") == len(POEMS.replace("\n", ""))
 
 
@@ -144,3 +145,63 @@ def test_cli_sample_with_form_stream_and_decoding_options(trained, tmp_path):
     batch = run_cli("sample", "--model", trained.run_dir, "--start", "春", "--len", "30",
                     "--temperature", "0.5,1.0", "--no-repeat-ngram", "3", "--seed", "2", cwd=tmp_path)
     assert streamed.returncode == batch.returncode == 0 and streamed.stdout == batch.stdout
+
+
+def untrained(cell: str, marker: str | None):
+    """A small random model over POEMS' characters: for paths that need no learning."""
+    from zhrnn.api import TextModel
+    from zhrnn.model import CharRNN, ModelConfig
+    from zhrnn.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer.build(POEMS if marker is None else "^" + POEMS.replace("\n", "\n^"), marker=marker)
+    torch.manual_seed(0)
+    return TextModel(CharRNN(ModelConfig(vocab_size=len(tokenizer), cell=cell, hidden_size=32, embedding_size=16)), tokenizer)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("marker", ["^", None])
+def test_every_decoding_path_runs_on_any_cell_with_or_without_markers(cell, marker):
+    m = untrained(cell, marker)
+    for options in [dict(repetition_penalty=1.5), dict(beam=3), dict(top_k=5, top_p=0.9), dict(greedy=True)]:
+        assert len(m.generate("", 40, seed=0, **options)) == 40  # no start text: the penalty has no history yet
+        assert m.generate("春", 40, seed=0, **options).startswith("春")
+    assert re.fullmatch(r"(\w{5}，\w{5}。\n?){2}", m.generate(form="五言绝句", seed=0))
+    stepper = Stepper(m.model, m.tokenizer, "春", seed=0)
+    assert stepper.text == "春"  # the priming token never shows, marker or not
+    if marker is None:
+        with pytest.raises(ConfigError, match="paragraph markers"):
+            m.generate("春", 40, paragraphs=1)
+
+
+def test_forms_end_exactly_and_refuse_options_they_override(model):
+    full = "床前明月光，疑是地上霜。春眠不觉晓，处处闻啼鸟。"
+    assert model.generate(full, form="五言绝句", temperature=3.0, seed=0) == "床前明月光，疑是地上霜。\n春眠不觉晓，处处闻啼鸟。"
+    poem = model.generate(length=10, form="五言律诗", seed=0)  # --len does not cut a form short
+    assert len(poem.replace("\n", "")) == 48
+    with pytest.raises(ConfigError, match="do not go with --form"):
+        model.generate(form="五言绝句", stop="。")
+    assert model.generate(acrostic="牀春白千", seed=1).startswith("床")  # Traditional acrostic, Simplified model
+    with pytest.raises(ConfigError, match="--num"):
+        model.generate_many(3, "春", 20, beam=3)
+
+
+def test_streaming_matches_the_returned_text_under_forms_and_stop_rules(model):
+    for options in [dict(form="五言绝句"), dict(paragraphs=1), dict(stop="。"), dict(length=3), dict()]:
+        pieces = []
+        options = {"length": 80, **options}
+        text = model.generate("春眠", seed=4, on_text=pieces.append, **options)
+        assert "".join(pieces) == text, options
+
+
+def test_the_start_text_counts_for_no_repeat(model):
+    text = model.generate("床前明月光床前明", 30, seed=0, temperature=0.5)
+    assert len(set(fourgrams(text))) == len(fourgrams(text))  # 床前明 is not followed by 月 again
+
+
+def test_undo_takes_back_a_whole_continuation(model):
+    stepper = Stepper(model.model, model.tokenizer, "床", seed=0)
+    stepper.continue_(5)
+    stepper.feed("明月")
+    assert stepper.undo() and stepper.text == "床前明月光，"
+    assert stepper.undo() and stepper.text == "床"
+    assert stepper.undo() and stepper.text == "" and not stepper.undo()

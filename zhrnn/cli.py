@@ -174,14 +174,22 @@ def cmd_sample(args) -> int:
     model = load(args.model, device=args.device)
     options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
 
-    def stream(piece: str) -> None:
-        sys.stdout.write(script.convert(piece, args.convert))
-        sys.stdout.flush()
+    pending = ""  # with --convert, a clause at a time: OpenCC converts by phrase, and phrases end at punctuation
 
+    def stream(piece: str) -> None:
+        nonlocal pending
+        pending += piece
+        cut = max((i for i, ch in enumerate(pending) if not ch.isalnum()), default=-1) + 1 if args.convert else len(pending)
+        if cut:
+            sys.stdout.write(script.convert(pending[:cut], args.convert))
+            sys.stdout.flush()
+            pending = pending[cut:]
+
+    streaming = args.stream and args.num == 1 and not options.get("beam", 1) > 1
     texts = model.generate_many(args.num, start=args.start, length=args.length, seed=args.seed,
-                                on_text=stream if args.stream else None, **options)
-    if args.stream and args.num == 1 and not options.get("beam", 1) > 1:
-        print()
+                                on_text=stream if streaming else None, **options)
+    if streaming:
+        print(script.convert(pending, args.convert))
         return 0
     for i, text in enumerate(texts):
         if i:
@@ -195,6 +203,7 @@ def cmd_score(args) -> int:
 
     from .api import load
     from .corpus import read_text
+    from .interactive import shown
     from .score import heatmap_html, score_text
 
     model = load(args.model, device=args.device)
@@ -202,14 +211,14 @@ def cmd_score(args) -> int:
     score = score_text(model.model, model.tokenizer, text, model.info.get("corpus_config"), device=model.device)
     if args.chars:
         for piece, bits in zip(score.pieces, score.bits):
-            print(f"{piece!r}\t{bits:.3f}" if piece.isspace() or piece == model.tokenizer.marker else f"{piece}\t{bits:.3f}")
+            print(f"{shown(piece)}\t{bits:.3f}")
     print(f"{args.file}: {score.bpc:.3f} bits per character over {score.chars} characters"
           f"{f', {score.unknown} unknown to the model' if score.unknown else ''}")
     if args.top > 0:
         ranked = sorted(range(len(score.bits)), key=lambda i: -score.bits[i])[: args.top]
         for i in ranked:
-            context = "".join(score.pieces[max(0, i - 6) : i]).replace("\n", "⏎")
-            print(f"  {score.bits[i]:6.2f} bits  {context}[{score.pieces[i]}]")
+            context = "".join(map(shown, score.pieces[max(0, i - 6) : i]))
+            print(f"  {score.bits[i]:6.2f} bits  {context}[{shown(score.pieces[i])}]")
     if args.html:
         Path(args.html).write_text(heatmap_html(score, model.tokenizer.marker, title=f"zhrnn score: {args.file}"),
                                    encoding="utf-8")
@@ -220,8 +229,11 @@ def cmd_score(args) -> int:
 def cmd_interactive(args) -> int:
     from . import interactive
     from .api import load
+    from .errors import ConfigError
     from .generate import Stepper
 
+    if not args.temperature > 0 or args.top < 1:
+        raise ConfigError("--temperature must be above 0 and --top at least 1")
     model = load(args.model)
     text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
                            candidates=args.top, temperature=args.temperature)

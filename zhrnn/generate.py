@@ -69,8 +69,8 @@ class SampleConfig:
         return tuple(t) if isinstance(t, (list, tuple)) else (t,)
 
 
-def resolve_start(start: str, tokenizer: Tokenizer) -> str:
-    """The start text as the model can read it: typed in Simplified, it finds a Traditional model's
+def resolve_start(start: str, tokenizer: Tokenizer, option: str = "--start") -> str:
+    """Text as the model can read it: typed in Simplified, it finds a Traditional model's
     characters (选 -> 選) and back. Raises VocabularyError when no script variant is known."""
     if not tokenizer.unknown_chars(start):
         return start
@@ -78,7 +78,7 @@ def resolve_start(start: str, tokenizer: Tokenizer) -> str:
         if not tokenizer.unknown_chars(variant):
             return variant
     missing = "".join(tokenizer.unknown_chars(start)[:10])
-    raise VocabularyError(f"the model does not know the start character(s) {missing}; try another --start")
+    raise VocabularyError(f"the model does not know the {option} character(s) {missing}; try another {option}")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -111,7 +111,14 @@ class Decoder:
         self.model, self.tokenizer, self.cfg, self.num = model, tokenizer, cfg, num
         self.device = torch.device(device)
         self.start = resolve_start(start, tokenizer)
-        self.form = Form(tokenizer, cfg.form, cfg.acrostic, self.start) if cfg.form else None
+        self.form = None
+        if cfg.form:
+            if cfg.paragraphs is not None or cfg.stop:
+                raise ConfigError("--paragraphs and --stop do not go with --form: the form decides where the poem ends")
+            acrostic = resolve_start(cfg.acrostic, tokenizer, "--acrostic") if cfg.acrostic else ""
+            self.form = Form(tokenizer, cfg.form, acrostic, self.start)
+        elif cfg.paragraphs is not None and tokenizer.marker_id is None:
+            raise ConfigError("--paragraphs needs a model trained with paragraph markers (this one used --paragraphs off)")
         if self.form is not None:
             # the form fixes the start text's characters, and the whole poem's length
             self.start = "".join(tokenizer.vocab[s] for s in self.form.slots[: len(self.start)])
@@ -129,19 +136,26 @@ class Decoder:
         self.chars = [len(self.start)] * num
         self.ngrams: list[dict[tuple, set]] = [{} for _ in range(num)]
         self.newline_id = tokenizer.index.get("\n")
-        visible = []
-        for token in self.prime:
-            visible += self._visible(visible[-1] if visible else self.newline_id, token)
-        self.history = [list(visible) for _ in range(num)]  # what a reader sees: for n-grams and the penalty
-        self.done = [self.form is None and len(self.start) >= cfg.length] * num
+        self.history: list[list[int]] = [[] for _ in range(num)]  # what a reader sees: for n-grams and the penalty
+        for row in range(num):  # the start text counts too: no-repeat means no repeat of it either
+            for token in self.prime:
+                self._remember(row, token)
+        finished = len(self.start) >= (len(self.form) if self.form is not None else cfg.length)
+        self.done = [finished] * num
         self.markers = [0] * num
+        self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
 
-    def _visible(self, previous: int | None, token: int) -> list[int]:
-        """The token as render() shows it: a marker after a line break is nothing, any other
-        marker a line break. Repetition is judged on what is seen, not on hidden markers."""
-        if token != self.tokenizer.marker_id or self.newline_id is None:
-            return [token]
-        return [] if previous == self.newline_id else [self.newline_id]
+    def _remember(self, row: int, token: int) -> None:
+        """Add a token to a stream's visible history and n-gram table. A marker after a line break
+        shows as nothing, any other marker as a line break: repetition is judged on what is seen."""
+        hist, n = self.history[row], self.cfg.no_repeat_ngram
+        if token == self.tokenizer.marker_id and self.newline_id is not None:
+            if not hist or hist[-1] == self.newline_id:
+                return
+            token = self.newline_id
+        if n > 0 and len(hist) >= n - 1:
+            self.ngrams[row].setdefault(tuple(hist[len(hist) - n + 1:]) if n > 1 else (), set()).add(token)
+        hist.append(token)
 
     # --- the logits pipeline ----------------------------------------------------------------
 
@@ -159,7 +173,7 @@ class Decoder:
         if self.penalisable is not None:
             window = self.cfg.repetition_window
             for r, row in enumerate(rows):
-                recent = torch.tensor(self.history[row][-window:], device=logits.device)
+                recent = torch.tensor(self.history[row][-window:], dtype=torch.long, device=logits.device)
                 hit = torch.zeros_like(self.penalisable)
                 hit[recent] = True
                 hit &= self.penalisable
@@ -184,12 +198,7 @@ class Decoder:
     def append(self, row: int, token: int) -> None:
         """Record a token for a stream and decide whether that stream is finished."""
         self.tokens[row].append(token)
-        hist = self.history[row]
-        n = self.cfg.no_repeat_ngram
-        for seen in self._visible(hist[-1] if hist else self.newline_id, token):
-            if n > 0 and len(hist) >= n - 1:
-                self.ngrams[row].setdefault(tuple(hist[len(hist) - n + 1:]) if n > 1 else (), set()).add(seen)
-            hist.append(seen)
+        self._remember(row, token)
         self.chars[row] += self.char_len[token]
         cfg = self.cfg
         if token == self.tokenizer.marker_id:
@@ -200,7 +209,7 @@ class Decoder:
             finished = self.chars[row] >= cfg.length
             finished |= cfg.paragraphs is not None and self.markers[row] >= cfg.paragraphs
             finished |= bool(cfg.stop) and cfg.stop in self.tokenizer.decode(self.tokens[row][-len(cfg.stop) - 8:])
-        finished |= len(self.tokens[row]) >= 2 * cfg.length + 16  # a model that only emits markers still stops
+        finished |= len(self.tokens[row]) >= self.max_tokens  # a model that only emits markers still stops
         self.done[row] = finished
 
     def text(self, row: int) -> str:
@@ -235,6 +244,8 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
     if num < 1:
         raise ConfigError(f"--num must be at least 1, not {num}")
     if cfg.beam > 1:
+        if num > 1:
+            raise ConfigError("--beam finds the one most likely text; it does not go with --num")
         return [beam_search(model, tokenizer, start, cfg, device)]
     dec = Decoder(model, tokenizer, start, cfg, num, device)
     was_training = model.training
@@ -246,9 +257,17 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
     logits, hidden = model(x)
     logits = logits[:, -1]  # (N, V)
     stream = on_text is not None and num == 1
-    if stream:
-        on_text(dec.start)
-    last_char, step = (dec.start or "\n")[-1], 0
+    sent = ""  # streamed so far: always a prefix of the final text
+
+    def flush(final: bool) -> None:
+        nonlocal sent
+        text = dec.text(0)
+        ready = text if final else text.rstrip("\n")  # a line break may yet be cut by a stop rule
+        if ready.startswith(sent) and len(ready) > len(sent):
+            on_text(ready[len(sent):])
+            sent = ready
+
+    step = 0
     while not all(dec.done):
         rows = list(range(num))
         processed = dec.process(logits, rows)
@@ -261,16 +280,15 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
         for row, token in enumerate(nxt.tolist()):
             if not dec.done[row]:
                 dec.append(row, token)
-                if stream:
-                    piece = render(last_char + tokenizer.vocab[token], tokenizer.marker)[1:] if tokenizer.marker else tokenizer.vocab[token]
-                    if piece:
-                        on_text(piece)
-                        last_char = piece[-1]
+        if stream:
+            flush(final=False)
         step += 1
         if not all(dec.done):  # no forward pass after the last token
             logits, hidden = model(nxt[:, None], hidden)
             logits = logits[:, -1]
     model.train(was_training)
+    if stream:
+        flush(final=True)
     return [dec.text(row) for row in range(num)]
 
 
@@ -316,50 +334,57 @@ def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleCon
 
 class Stepper:
     """Step-by-step generation for interactive use: feed text, read the next-character
-    distribution, undo. Each step keeps its state, so undo costs nothing to recompute."""
+    distribution, continue, undo. Every step keeps its state, so undo recomputes nothing."""
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, start: str = "", device="cpu", seed: int | None = None):
         self.model, self.tokenizer, self.device = model.eval(), tokenizer, torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.seed() if seed is None else self.generator.manual_seed(seed)
         prime = [tokenizer.marker_id] if tokenizer.marker_id is not None else [tokenizer.unk_id + 1]
-        self.states: list[tuple[list[int], torch.Tensor, object]] = []  # (ids, logits (V,), hidden)
-        self._push(prime, None, [])
-        self.feed(resolve_start(start, tokenizer))
+        self.states: list[tuple[list[int], torch.Tensor, object]] = []  # (ids after the prime, logits (V,), hidden)
+        self.actions: list[int] = []  # how many states there were before each action: undo goes back one
+        self._push(prime, None, [], keep=False)
+        if start:
+            self.feed(start)
 
     @torch.no_grad()
-    def _push(self, ids: list[int], hidden, before: list[int]) -> None:
+    def _push(self, ids: list[int], hidden, before: list[int], keep: bool = True) -> None:
         logits, hidden = self.model(torch.tensor(ids, device=self.device)[None], hidden)
         logits = logits[0, -1].float()
         logits[self.tokenizer.unk_id] = NEG_INF
-        self.states.append((before + ids, logits, hidden))
+        self.states.append((before + ids if keep else before, logits, hidden))
 
     def feed(self, text: str) -> None:
         """Append text (refused with VocabularyError if the model cannot read it)."""
-        text = resolve_start(text, self.tokenizer) if text else text
-        for token in self.tokenizer.encode(text).tolist():
+        tokens = self.tokenizer.encode(resolve_start(text, self.tokenizer, "text")).tolist()
+        self.actions.append(len(self.states))
+        for token in tokens:
             ids, _, hidden = self.states[-1]
             self._push([token], hidden, ids)
 
     def top(self, n: int) -> list[tuple[str, float]]:
         """The n most likely next tokens with their probabilities."""
         probs = self.states[-1][1].softmax(-1)
-        values, indices = probs.topk(min(n, len(probs)))
+        values, indices = probs.topk(max(1, min(n, len(probs))))
         return [(self.tokenizer.vocab[i], p) for i, p in zip(indices.tolist(), values.tolist())]
 
-    def continue_(self, chars: int, temperature: float = 0.8) -> None:
-        for _ in range(chars):
+    def continue_(self, tokens: int, temperature: float = 0.8) -> None:
+        if not temperature > 0:
+            raise ConfigError(f"--temperature must be above 0, not {temperature}")
+        self.actions.append(len(self.states))
+        for _ in range(tokens):
             probs = (self.states[-1][1] / temperature).softmax(-1)
             token = int(torch.multinomial(probs, 1, generator=self.generator))
             ids, _, hidden = self.states[-1]
             self._push([token], hidden, ids)
 
     def undo(self) -> bool:
-        if len(self.states) <= 1:
+        """Take back the last action (a choice, a typed text, a continuation) as a whole."""
+        if not self.actions:
             return False
-        self.states.pop()
+        del self.states[self.actions.pop():]
         return True
 
     @property
     def text(self) -> str:
-        return render(self.tokenizer.decode(self.states[-1][0]), self.tokenizer.marker).lstrip("\n")
+        return render(self.tokenizer.decode(self.states[-1][0]), self.tokenizer.marker)

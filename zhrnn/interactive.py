@@ -7,12 +7,12 @@ import sys
 from .errors import VocabularyError
 from .generate import Stepper
 
-HELP = ("1-9 选候选字 choose | 直接输入文字 type text | - 撤销 undo | 回车 续写 10 字 continue | "
-        "+N 续写 N 字 | q 退出 quit")
+HELP = ("1-9 选候选字 choose | 直接输入文字 type text | - 撤销上一步 undo the last step | "
+        "回车 续写 10 字 continue | +N 续写 N 字 | q 退出 quit")
 
 
 def shown(token: str) -> str:
-    return {"\n": "⏎", " ": "␣"}.get(token, token)
+    return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(token, token)
 
 
 def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys.stdout, inp=sys.stdin) -> str:
@@ -32,9 +32,9 @@ def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys
             elif line == "-":
                 if not stepper.undo():
                     print("(nothing to undo)", file=out)
-            elif line.startswith("+") and line[1:].isdigit():
+            elif line.startswith("+") and line[1:].isascii() and line[1:].isdigit():
                 stepper.continue_(int(line[1:]), temperature)
-            elif line.isdigit() and 1 <= int(line) <= len(options):
+            elif line.isascii() and line.isdigit() and 1 <= int(line) <= len(options):
                 stepper.feed(options[int(line) - 1][0])
             else:
                 stepper.feed(line)
