@@ -11,10 +11,11 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["zhrnn", "zhrnn.*"]),
+    package_data={"zhrnn": ["cipai.json"]},
     python_requires=">=3.10",
     # Any torch from 2.1 on: a user's own CUDA build is kept as it is. On a CPU-only machine
     # install a CPU build first (see README) so pip does not pull the CUDA packages.
     install_requires=["torch>=2.1", "numpy>=1.22", "jieba>=0.42", "opencc-python-reimplemented>=0.1.7", "tqdm>=4.60"],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"rhyme": ["pypinyin>=0.50"], "test": ["pytest>=7", "hypothesis>=6", "pypinyin>=0.50"]},
     entry_points={"console_scripts": ["zhrnn=zhrnn.cli:main"]},
 )

@@ -205,3 +205,43 @@ def test_undo_takes_back_a_whole_continuation(model):
     assert stepper.undo() and stepper.text == "床前明月光，"
     assert stepper.undo() and stepper.text == "床"
     assert stepper.undo() and stepper.text == "" and not stepper.undo()
+
+
+def template_regex(template: str) -> str:
+    return "".join(r"\w" if c == "□" else re.escape(c) for c in template)
+
+
+def test_ci_forms_follow_the_learned_pattern_of_their_cipai(model):
+    from zhrnn.forms import cipai
+
+    assert len(cipai()) > 200 and cipai()["浣溪沙"] == "□□□□□□□。" * 3 + "□□□□□□□，" + "□□□□□□□。" * 2
+    for name in ["水调歌头", "满江红", "菩萨蛮"]:
+        template = cipai()[name].replace("、", "，")  # this model has never seen 、: it gets ，
+        for poem in model.generate_many(4, form=name, seed=0):
+            assert re.fullmatch(template_regex(template), poem.replace("\n", "")), (name, poem)
+
+
+def test_rhyme_keeps_every_rhyming_line_in_one_group(model):
+    pytest.importorskip("pypinyin")
+    from zhrnn.rhyme import groups_of
+
+    for form in ["五言绝句", "七言律诗", "浣溪沙"]:
+        for poem in model.generate_many(6, form=form, rhyme=True, seed=1, temperature=1.5):
+            flat = poem.replace("\n", "")
+            ends = [flat[i - 1] for i, c in enumerate(flat) if c == "。"]
+            groups = groups_of(ends)
+            assert None not in groups and len(set(groups)) == 1, (form, poem, groups)
+
+
+def test_the_shipped_cipai_table_is_what_the_script_learns(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import REPO, shared
+
+    songci = shared("chinese-poetry", "songci")
+    out = tmp_path / "cipai.json"
+    subprocess.run([sys.executable, REPO / "scripts" / "learn_cipai.py", songci, "--out", out], check=True,
+                   capture_output=True)
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads((REPO / "zhrnn" / "cipai.json").read_text(encoding="utf-8"))

@@ -78,6 +78,8 @@ def _sample_parser(sub) -> None:
     f = p.add_argument_group("诗体 / poem forms")
     f.add_argument("--form", default=S, help="五言绝句 | 七言绝句 | 五言律诗 | 七言律诗, 或模板如 □□□□□，□□□□□。/ or a template")
     f.add_argument("--acrostic", default=S, help="藏头诗: 每句开头的字, 如 春夏秋冬 / first character of each line")
+    f.add_argument("--rhyme", action="store_true", default=S,
+                   help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
     p.set_defaults(func=cmd_sample)
 
 
@@ -164,7 +166,7 @@ def cmd_train(args) -> int:
 
 
 SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "repetition_penalty", "no_repeat_ngram",
-                  "paragraphs", "stop", "form", "acrostic"}
+                  "paragraphs", "stop", "form", "acrostic", "rhyme"}
 
 
 def cmd_sample(args) -> int:

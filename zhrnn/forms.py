@@ -3,11 +3,15 @@ limited to what the form allows (any Chinese character, or one punctuation mark)
 output has the exact line lengths, with no sampling and rejecting.
 
 A template is a string in which □ stands for one Chinese character and anything else for
-itself: 五言绝句 is "□□□□□，□□□□□。□□□□□，□□□□□。". --form takes a name below or a template.
+itself: 五言绝句 is "□□□□□，□□□□□。□□□□□，□□□□□。". --form takes a name of FORMS, a 词牌 of
+cipai.json (205 patterns learned from 全宋词 by scripts/learn_cipai.py), or a template.
 """
 from __future__ import annotations
 
+import json
 import unicodedata
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -21,6 +25,20 @@ FORMS = {
     "五言律诗": "□□□□□，□□□□□。" * 4,
     "七言律诗": "□□□□□□□，□□□□□□□。" * 4,
 }
+
+
+@lru_cache(maxsize=1)
+def cipai() -> dict[str, str]:
+    """词牌 -> its most common line pattern in 全宋词."""
+    return json.loads((Path(__file__).with_name("cipai.json")).read_text(encoding="utf-8"))
+
+
+def template_of(form: str) -> str:
+    template = FORMS.get(form) or cipai().get(form) or form
+    if SLOT not in template:
+        raise ConfigError(f"unknown --form {form!r}: use {', '.join(FORMS)}, a 词牌 such as 水调歌头, "
+                          "or a template such as □□□□□，□□□□□。")
+    return template
 
 
 def is_han(token: str) -> bool:
@@ -37,12 +55,12 @@ class Form:
     """A template with the acrostic and start text filled in: one entry per position, either
     None (any Chinese character) or the token id that must stand there."""
 
-    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = ""):
+    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = "", rhyme: bool = False):
         if tokenizer.level != "char":
             raise ConfigError("--form and --acrostic need a char-level model (trained without --level word)")
-        template = FORMS.get(form, form)
-        if SLOT not in template:
-            raise ConfigError(f"unknown --form {form!r}: use {', '.join(FORMS)} or a template such as □□□□□，□□□□□。")
+        template = template_of(form)
+        if "、" in template and "、" not in tokenizer.index:
+            template = template.replace("、", "，")  # a model of 诗 may never have seen the 词's pause mark
         chars: list[str | None] = [None if c == SLOT else c for c in template]
         line_starts = [i for i, c in enumerate(chars) if c is None and (i == 0 or chars[i - 1] is not None)]
         if acrostic:
@@ -65,6 +83,26 @@ class Form:
         if not han.any():
             raise ConfigError("the model knows no Chinese characters to fill the form with")
         self.han = han
+        # With rhyme: the last character before each 。 (the 韵脚 of 诗 and 词 alike) shares the
+        # rhyme group of the first one; characters without a group cannot stand there.
+        self.rhyme_positions: list[int] = []
+        if rhyme:
+            from .rhyme import groups_of
+
+            self.rhyme_positions = [i - 1 for i, c in enumerate(chars)
+                                    if c == "。" and i > 0 and (chars[i - 1] is None or is_han(chars[i - 1]))]
+            names = groups_of(tokenizer.vocab)
+            index = {g: k for k, g in enumerate(sorted({g for g in names if g}))}
+            self.groups = torch.tensor([index[g] if g and han[i] else -1 for i, g in enumerate(names)])  # (V,)
+
+    def rhyme_allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
+        """(V,) bool for a rhyme position given the poem's ids so far; None elsewhere."""
+        if position not in self.rhyme_positions:
+            return None
+        first = self.rhyme_positions[0]
+        if position == first:
+            return self.groups >= 0  # any character that has a rhyme group
+        return self.groups == self.groups[poem[first]]
 
     def __len__(self) -> int:
         return len(self.slots)

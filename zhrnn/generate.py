@@ -41,6 +41,7 @@ class SampleConfig:
     stop: str | None = None  # stop after this string appears (it is kept)
     form: str | None = None  # 五言绝句, 七言律诗, ... or a template of □ and punctuation
     acrostic: str = ""  # 藏头诗: each line of the form starts with the next of these characters
+    rhyme: bool = False  # the form's lines ending in 。 rhyme (十三辙 groups; needs pypinyin)
 
     def __post_init__(self):
         temps = self.temperatures
@@ -60,7 +61,7 @@ class SampleConfig:
             raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
         if self.paragraphs is not None and self.paragraphs < 1:
             raise ConfigError(f"--paragraphs must be at least 1, not {self.paragraphs}")
-        if self.acrostic and not self.form:
+        if (self.acrostic or self.rhyme) and not self.form:
             self.form = "五言绝句" if len(self.acrostic) <= 4 else "五言律诗"
 
     @property
@@ -116,13 +117,14 @@ class Decoder:
             if cfg.paragraphs is not None or cfg.stop:
                 raise ConfigError("--paragraphs and --stop do not go with --form: the form decides where the poem ends")
             acrostic = resolve_start(cfg.acrostic, tokenizer, "--acrostic") if cfg.acrostic else ""
-            self.form = Form(tokenizer, cfg.form, acrostic, self.start)
+            self.form = Form(tokenizer, cfg.form, acrostic, self.start, rhyme=cfg.rhyme)
         elif cfg.paragraphs is not None and tokenizer.marker_id is None:
             raise ConfigError("--paragraphs needs a model trained with paragraph markers (this one used --paragraphs off)")
         if self.form is not None:
             # the form fixes the start text's characters, and the whole poem's length
             self.start = "".join(tokenizer.vocab[s] for s in self.form.slots[: len(self.start)])
-        self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + tokenizer.encode(self.start).tolist()
+        self.start_ids = tokenizer.encode(self.start).tolist()
+        self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + self.start_ids
         if not self.prime:  # no marker and no start: begin from the most common token
             self.prime = [tokenizer.unk_id + 1]
         char_len = torch.tensor(tokenizer.char_lengths())
@@ -170,6 +172,10 @@ class Decoder:
                 allowed = self.form.allowed(position).to(logits.device)
                 logits = logits.masked_fill(~allowed, NEG_INF)
                 forced = self.form.slots[position] is not None
+                for r, row in enumerate(rows):  # rhyme: each stream keeps the group its first 韵脚 chose
+                    rhyming = self.form.rhyme_allowed(position, self.start_ids + self.tokens[row])
+                    if rhyming is not None and (rhyming & allowed).any():
+                        logits[r] = logits[r].masked_fill(~rhyming.to(logits.device), NEG_INF)
         if self.penalisable is not None:
             window = self.cfg.repetition_window
             for r, row in enumerate(rows):
