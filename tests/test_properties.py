@@ -1,7 +1,7 @@
 """Property tests on arbitrary Unicode: reading, tokenizing and decoding never crash, and
 decode(encode(text)) gives the text back at both levels."""
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from zhrnn.corpus import CorpusConfig, decode, prepare, render
@@ -10,7 +10,9 @@ from zhrnn.tokenizer import CharTokenizer, WordTokenizer
 
 ANY_CHAR = st.characters(blacklist_categories=())  # surrogates and unassigned code points included
 CJK_HEAVY = st.text(st.one_of(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), st.sampled_from("，。！？、\n ^a1😀")))
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI sees the same examples every run (a failure is a finding, never a flaky run);
+# explore more locally with --hypothesis-seed.
+FAST = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
@@ -25,11 +27,12 @@ def test_decoding_any_bytes_gives_text_or_a_clear_refusal(data):
 
 @FAST
 @given(st.text(ANY_CHAR), st.sampled_from(["line", "blank", "off"]))
+@example("\ufeff", "line")  # only a byte-order mark: empty once normalised
 def test_preparing_any_text_gives_a_corpus_or_a_clear_refusal(text, paragraphs):
     try:
         corpus = prepare(text, CorpusConfig(paragraphs=paragraphs))
     except ZhrnnError:
-        assert not text.strip()
+        assert not text.replace("\ufeff", "").strip()
         return
     assert corpus.text.strip()
     assert "\r" not in corpus.text

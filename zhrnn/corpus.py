@@ -246,11 +246,11 @@ def add_markers(text: str, mode: str, marker: str) -> tuple[str, int]:
 
 def prepare(text: str, cfg: CorpusConfig, name: str = "the text") -> Corpus:
     """Normalise already-decoded text into a training corpus."""
-    if not text.strip():
-        raise CorpusError(f"{name} is empty (or only whitespace)")
-    text = normalize_newlines(text)
+    text = normalize_newlines(text)  # first: a lone byte-order mark is empty too
     if cfg.normalize:
         text = unicodedata.normalize(cfg.normalize, text)
+    if not text.strip():
+        raise CorpusError(f"{name} is empty (or only whitespace)")
     text = script.convert(text, cfg.convert)
     marked, count = add_markers(text, cfg.paragraphs, cfg.marker)
     marker = None if cfg.paragraphs == "off" else cfg.marker
