@@ -76,7 +76,8 @@ def _sample_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
     _decoding_options(p)
     f = p.add_argument_group("诗体 / poem forms")
-    f.add_argument("--form", default=S, help="五言绝句 | 七言绝句 | 五言律诗 | 七言律诗, 或模板如 □□□□□，□□□□□。/ or a template")
+    f.add_argument("--form", default=S, help="五言绝句 | 七言绝句 | 五言律诗 | 七言律诗 | 词牌名如 水调歌头, 或模板如 □□□□□，□□□□□。/ "
+                        "a form, a 词牌, or a template")
     f.add_argument("--acrostic", default=S, help="藏头诗: 每句开头的字, 如 春夏秋冬 / first character of each line")
     f.add_argument("--rhyme", action="store_true", default=S,
                    help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
@@ -102,7 +103,7 @@ def _decoding_options(p) -> None:
     d.add_argument("--beam", type=int, default=S, help="束搜索宽度 / beam search width (most likely text)")
     d.add_argument("--repetition-penalty", type=float, default=S,
                    help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
-    d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 / never repeat an n-gram")
+    d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")
     d.add_argument("--paragraphs", type=int, default=S, help="生成几段后停止 / stop after N paragraphs")
     d.add_argument("--stop", default=S, help="遇到此字符串停止 / stop after this string")
 
@@ -123,13 +124,7 @@ def _score_parser(sub) -> None:
     p.set_defaults(func=cmd_score)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="zhrnn", description="中文字符级 RNN 文本生成 / Chinese-first character-level RNN text generator")
-    parser.add_argument("--version", action="version", version=f"zhrnn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    _train_parser(sub)
-    _sample_parser(sub)
-    _score_parser(sub)
+def _interactive_parser(sub) -> None:
     p = sub.add_parser("interactive", help="与模型一起写 / write together with the model, character by character",
                        description="每一步显示最可能的下一个字及其概率, 可选择、输入、撤销或让模型续写 / "
                                    "see the most likely next characters, then choose, type, undo or let the model go on")
@@ -139,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.8, help="续写时的温度 / temperature when continuing")
     p.add_argument("--seed", type=int, default=None, help="随机种子 / random seed")
     p.set_defaults(func=cmd_interactive)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="zhrnn", description="中文字符级 RNN 文本生成 / Chinese-first character-level RNN text generator")
+    parser.add_argument("--version", action="version", version=f"zhrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _train_parser(sub)
+    _sample_parser(sub)
+    _score_parser(sub)
+    _interactive_parser(sub)
     return parser
 
 
