@@ -79,7 +79,7 @@ class Form:
             raise ConfigError(f"the model has never seen {''.join(missing)}, which the form needs")
         self.template = template
         self.slots = [None if c is None else tokenizer.index[c] for c in chars]
-        han = torch.tensor([is_han(t) for t in tokenizer.vocab])  # (V,)
+        han = _han_mask(tuple(tokenizer.vocab))  # (V,)
         if not han.any():
             raise ConfigError("the model knows no Chinese characters to fill the form with")
         self.han = han
@@ -87,13 +87,9 @@ class Form:
         # rhyme group of the first one; characters without a group cannot stand there.
         self.rhyme_positions: list[int] = []
         if rhyme:
-            from .rhyme import groups_of
-
             self.rhyme_positions = [i - 1 for i, c in enumerate(chars)
                                     if c == "。" and i > 0 and (chars[i - 1] is None or is_han(chars[i - 1]))]
-            names = groups_of(tokenizer.vocab)
-            index = {g: k for k, g in enumerate(sorted({g for g in names if g}))}
-            self.groups = torch.tensor([index[g] if g and han[i] else -1 for i, g in enumerate(names)])  # (V,)
+            self.groups = _rhyme_groups(tuple(tokenizer.vocab))  # (V,)
 
     def rhyme_allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
         """(V,) bool for a rhyme position given the poem's ids so far; None elsewhere."""
@@ -118,7 +114,22 @@ class Form:
 
     @staticmethod
     def display(text: str) -> str:
-        """One line per sentence (after 。！？), as poems are printed."""
+        """A line break after each sentence (。！？), as poems are printed."""
         for end in "。！？":
             text = text.replace(end, end + "\n")
-        return text.rstrip("\n")
+        return text
+
+
+@lru_cache(maxsize=8)  # masks are per vocabulary: computed once, not at every generate call
+def _han_mask(vocab: tuple[str, ...]) -> torch.Tensor:
+    return torch.tensor([is_han(t) for t in vocab])
+
+
+@lru_cache(maxsize=8)
+def _rhyme_groups(vocab: tuple[str, ...]) -> torch.Tensor:
+    """(V,) the rhyme group of each token as a number, -1 for tokens that cannot rhyme."""
+    from .rhyme import groups_of
+
+    names = groups_of(list(vocab))
+    index = {g: k for k, g in enumerate(sorted({g for g in names if g}))}
+    return torch.tensor([index[g] if g and is_han(t) else -1 for t, g in zip(vocab, names)])

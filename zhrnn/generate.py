@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -99,14 +100,22 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 def _penalisable(tokenizer: Tokenizer) -> torch.Tensor:
     """(V,) bool: tokens the repetition penalty applies to. Punctuation, spaces, line breaks and
     the marker are exempt: a poem repeats ，and 。 by design."""
-    def content(i: int, tok: str) -> bool:
-        return i not in (tokenizer.unk_id, tokenizer.marker_id) and not all(
-            unicodedata.category(c)[0] in "PZC" for c in tok)
-    return torch.tensor([content(i, t) for i, t in enumerate(tokenizer.vocab)])
+    return _content_tokens(tuple(tokenizer.vocab), tokenizer.unk_id, tokenizer.marker_id)
+
+
+@lru_cache(maxsize=8)  # one per vocabulary, not one per call
+def _content_tokens(vocab: tuple[str, ...], unk_id: int, marker_id: int | None) -> torch.Tensor:
+    return torch.tensor([i not in (unk_id, marker_id) and not all(unicodedata.category(c)[0] in "PZC" for c in tok)
+                         for i, tok in enumerate(vocab)])
 
 
 class Decoder:
-    """One generation request: the logits pipeline and the per-stream bookkeeping."""
+    """One generation request: the logits pipeline and the per-stream bookkeeping.
+
+    Each stream keeps its text as people will see it (markers rendered, and with a form one line
+    per sentence), built as tokens arrive, and the point where a stop rule ended it: the output
+    is a slice, and streaming sends only what is new.
+    """
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int, device):
         self.model, self.tokenizer, self.cfg, self.num = model, tokenizer, cfg, num
@@ -118,34 +127,40 @@ class Decoder:
                 raise ConfigError("--paragraphs and --stop do not go with --form: the form decides where the poem ends")
             acrostic = resolve_start(cfg.acrostic, tokenizer, "--acrostic") if cfg.acrostic else ""
             self.form = Form(tokenizer, cfg.form, acrostic, self.start, rhyme=cfg.rhyme)
-        elif cfg.paragraphs is not None and tokenizer.marker_id is None:
-            raise ConfigError("--paragraphs needs a model trained with paragraph markers (this one used --paragraphs off)")
-        if self.form is not None:
             # the form fixes the start text's characters, and the whole poem's length
             self.start = "".join(tokenizer.vocab[s] for s in self.form.slots[: len(self.start)])
+        elif cfg.paragraphs is not None and tokenizer.marker_id is None:
+            raise ConfigError("--paragraphs needs a model trained with paragraph markers (this one used --paragraphs off)")
         self.start_ids = tokenizer.encode(self.start).tolist()
         self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + self.start_ids
         if not self.prime:  # no marker and no start: begin from the most common token
             self.prime = [tokenizer.unk_id + 1]
-        char_len = torch.tensor(tokenizer.char_lengths())
-        if tokenizer.marker_id is not None:
-            char_len[tokenizer.marker_id] = 0  # prints as nothing at a line start; render() settles it
-        self.char_len = char_len.tolist()
         self.penalisable = _penalisable(tokenizer).to(self.device) if cfg.repetition_penalty > 1 else None
         self.temps = cfg.temperatures
-        # per stream: generated ids, characters so far, n-gram table, finished flag
-        self.tokens: list[list[int]] = [[] for _ in range(num)]
-        self.chars = [len(self.start)] * num
-        self.ngrams: list[dict[tuple, set]] = [{} for _ in range(num)]
         self.newline_id = tokenizer.index.get("\n")
+        self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
+        # per stream
+        shown = Form.display(self.start) if self.form is not None else self.start
+        last = self.start[-1] if self.start else tokenizer.marker  # the raw text's last character, for render()
+        self.tokens: list[list[int]] = [[] for _ in range(num)]
+        self.shown, self.last = [shown] * num, [last] * num
+        self.cut: list[int | None] = [None] * num  # where a stop rule ended the text
+        self.markers = [0] * num
+        self.ngrams: list[dict[tuple, set]] = [{} for _ in range(num)]
         self.history: list[list[int]] = [[] for _ in range(num)]  # what a reader sees: for n-grams and the penalty
         for row in range(num):  # the start text counts too: no-repeat means no repeat of it either
             for token in self.prime:
                 self._remember(row, token)
         finished = len(self.start) >= (len(self.form) if self.form is not None else cfg.length)
         self.done = [finished] * num
-        self.markers = [0] * num
-        self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
+
+    def reorder(self, parents: list[int]) -> None:
+        """Stream i becomes a copy of stream parents[i] (beam search)."""
+        for name in ("tokens", "history"):
+            setattr(self, name, [list(getattr(self, name)[p]) for p in parents])
+        self.ngrams = [{g: set(s) for g, s in self.ngrams[p].items()} for p in parents]
+        for name in ("shown", "last", "cut", "markers", "done"):
+            setattr(self, name, [getattr(self, name)[p] for p in parents])
 
     def _remember(self, row: int, token: int) -> None:
         """Add a token to a stream's visible history and n-gram table. A marker after a line break
@@ -202,35 +217,41 @@ class Decoder:
         return logits
 
     def append(self, row: int, token: int) -> None:
-        """Record a token for a stream and decide whether that stream is finished."""
+        """Record a token for a stream, extend its text and decide whether the stream is finished."""
+        cfg, tok = self.cfg, self.tokenizer
         self.tokens[row].append(token)
         self._remember(row, token)
-        self.chars[row] += self.char_len[token]
-        cfg = self.cfg
-        if token == self.tokenizer.marker_id:
+        piece = tok.vocab[token]
+        if token == tok.marker_id:
             self.markers[row] += 1
+            if cfg.paragraphs is not None and self.markers[row] == cfg.paragraphs:
+                self.cut[row] = len(self.shown[row])  # the paragraph ends where the next one would begin
+            piece = "" if self.last[row] in (None, "\n") else "\n"  # as render() shows a marker
+        self.last[row] = tok.vocab[token][-1]
+        if self.form is not None:
+            piece = Form.display(piece)
+        before = len(self.shown[row])
+        self.shown[row] += piece
+        if cfg.stop and self.cut[row] is None:
+            # only where the new piece could complete it, and never inside the start text
+            found = self.shown[row].find(cfg.stop, max(len(self.start), before - len(cfg.stop) + 1))
+            if found >= 0:
+                self.cut[row] = found + len(cfg.stop)
         if self.form is not None:
             finished = len(self.start) + len(self.tokens[row]) >= len(self.form)
         else:
-            finished = self.chars[row] >= cfg.length
-            finished |= cfg.paragraphs is not None and self.markers[row] >= cfg.paragraphs
-            finished |= bool(cfg.stop) and cfg.stop in self.tokenizer.decode(self.tokens[row][-len(cfg.stop) - 8:])
-        finished |= len(self.tokens[row]) >= self.max_tokens  # a model that only emits markers still stops
-        self.done[row] = finished
+            finished = self.cut[row] is not None or len(self.shown[row]) >= cfg.length
+        self.done[row] = finished or len(self.tokens[row]) >= self.max_tokens  # a model that only emits markers still stops
+
+    def end(self, row: int) -> int:
+        """How much of the stream's text is output (so far)."""
+        cut = self.cut[row] if self.cut[row] is not None else len(self.shown[row])
+        return cut if self.form is not None else min(cut, self.cfg.length)
 
     def text(self, row: int) -> str:
-        """The finished output of one stream, for people: markers rendered, cut at the stop rule."""
-        tokens, marker, cfg = self.tokens[row], self.tokenizer.marker, self.cfg
-        if cfg.paragraphs is not None and self.tokenizer.marker_id in tokens:
-            ends = [i for i, t in enumerate(tokens) if t == self.tokenizer.marker_id]
-            if len(ends) >= cfg.paragraphs:
-                tokens = tokens[: ends[cfg.paragraphs - 1]]
-        text = render((marker or "") + self.start + self.tokenizer.decode(tokens), marker)
-        if cfg.stop and cfg.stop in text[len(self.start):]:
-            text = text[: text.index(cfg.stop, len(self.start)) + len(cfg.stop)]
-        if self.form is not None:
-            return Form.display(text)
-        return text[: cfg.length].rstrip("\n") if cfg.paragraphs is not None else text[: cfg.length]
+        """The finished output of one stream, for people."""
+        text = self.shown[row][: self.end(row)]
+        return text.rstrip("\n") if self.form is not None or self.cfg.paragraphs is not None else text
 
 
 def _select(hidden, index: torch.Tensor):
@@ -263,14 +284,18 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
     logits, hidden = model(x)
     logits = logits[:, -1]  # (N, V)
     stream = on_text is not None and num == 1
-    sent = ""  # streamed so far: always a prefix of the final text
+    sent = 0  # characters streamed so far: the text only grows, and stop rules cut only what is new
 
     def flush(final: bool) -> None:
         nonlocal sent
-        text = dec.text(0)
-        ready = text if final else text.rstrip("\n")  # a line break may yet be cut by a stop rule
-        if ready.startswith(sent) and len(ready) > len(sent):
-            on_text(ready[len(sent):])
+        if final:
+            ready = len(dec.text(0))
+        else:
+            ready, shown = dec.end(0), dec.shown[0]
+            while ready > sent and shown[ready - 1] == "\n":  # a line break may yet be cut: hold it back
+                ready -= 1
+        if ready > sent:
+            on_text(dec.text(0)[sent:ready] if final else dec.shown[0][sent:ready])
             sent = ready
 
     step = 0
@@ -320,11 +345,7 @@ def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleCon
         candidates = (scores[:, None] + logp).flatten()  # (k * V,)
         top = torch.topk(candidates, k)
         parents, tokens = (top.indices // vocab).tolist(), (top.indices % vocab).tolist()
-        old = (dec.tokens, dec.history, dec.ngrams, dec.chars, dec.done, dec.markers)
-        dec.tokens = [list(old[0][p]) for p in parents]
-        dec.history = [list(old[1][p]) for p in parents]
-        dec.ngrams = [{g: set(s) for g, s in old[2][p].items()} for p in parents]
-        dec.chars, dec.done, dec.markers = [old[3][p] for p in parents], [old[4][p] for p in parents], [old[5][p] for p in parents]
+        dec.reorder(parents)
         scores = top.values
         for row, token in enumerate(tokens):
             if not dec.done[row]:

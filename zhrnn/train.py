@@ -327,12 +327,11 @@ class Trainer:
             log.warning("the text is too short for a validation split; the loss shown is the training loss")
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.seq_length
-        bar = tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
-                   desc="train", leave=True)
         pending: list[torch.Tensor] = []  # losses not yet fetched: one GPU sync per few steps, not per step
         tick, tick_step = time.perf_counter(), self.step
         speed, last_loss = 0.0, float("nan")
-        with stop_on_sigint(stop):
+        with tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
+                  desc="train") as bar, stop_on_sigint(stop):  # the bar is closed even when training fails
             while self.step < cfg.iters and not stop.is_set():
                 pending.append(self.train_step())
                 save_now = self.step % cfg.save_freq == 0 or self.step == cfg.iters
@@ -359,7 +358,6 @@ class Trainer:
             if stop.is_set() and self.step < cfg.iters:
                 self.save()
                 result.interrupted = True
-        bar.close()
         result.step = self.step
         return result
 
