@@ -10,8 +10,11 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
-    packages=find_packages(include=["zhrnn", "zhrnn.*"]),
-    package_data={"zhrnn": ["cipai.json"]},
+    # The shipped models live in the repository's top-level pretrained/ and install as
+    # zhrnn/pretrained, so `pip install .` brings them along (zhrnn/pretrained.py finds either).
+    packages=[*find_packages(include=["zhrnn", "zhrnn.*"]), "zhrnn.pretrained"],
+    package_dir={"zhrnn.pretrained": "pretrained"},
+    package_data={"zhrnn": ["cipai.json"], "zhrnn.pretrained": ["*.pt", "README.md"]},
     python_requires=">=3.10",
     # Any torch from 2.1 on: a user's own CUDA build is kept as it is. On a CPU-only machine
     # install a CPU build first (see README) so pip does not pull the CUDA packages.

@@ -155,8 +155,11 @@ def test_bad_checkpoints(case, files, capsys):
     assert_one_error_line(code, err, fragment)
 
 
-def test_sampling_with_no_model_anywhere(capsys, in_tmp):
-    assert_one_error_line(*run_main(["sample"], capsys)[::2], "no model found")
+def test_sampling_with_no_model_anywhere(capsys, in_tmp, monkeypatch):
+    from zhrnn import shipped
+
+    monkeypatch.setattr(shipped, "directory", lambda: in_tmp / "no-shipped-models")  # an install without them
+    assert_one_error_line(*run_main(["sample"], capsys)[::2], "no model under ./runs and no shipped model")
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint(poems, capsys, monkeypatch, tmp_path):

@@ -67,7 +67,7 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit_from_a_real_process(tmp_pat
         (("train", "empty.txt", "--iter", "x"), "invalid int"),
         (("sample", "--model", trained.run_dir, "--start", "选"), "选"),
         (("sample", "--model", "random.pt"), "corrupt"),
-        (("sample",), "no model found"),  # no runs/ here
+        (("sample", "--model", "不存在的模型"), "no shipped model of that name"),
     ]
     for args, fragment in cases:
         assert_clean_error(run_cli(*args, cwd=tmp_path), fragment)

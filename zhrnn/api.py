@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, shipped
 from .errors import CheckpointError
 from .generate import SampleConfig, sample
 from .model import CharRNN, ModelConfig, resolve_device
@@ -28,7 +28,7 @@ class TextModel:
 
     @classmethod
     def from_checkpoint(cls, path, device: str | torch.device = "cpu") -> "TextModel":
-        path = checkpoint.resolve(path)
+        path = checkpoint.resolve(shipped.resolve(path))
         state = checkpoint.load(path)
         try:
             tokenizer = Tokenizer.from_dict(state["tokenizer"])
@@ -59,11 +59,12 @@ class TextModel:
 
 
 def load(path=None, device: str | torch.device = "cpu") -> TextModel:
-    """Load a checkpoint file or run directory; with no path, the newest run under ./runs."""
+    """Load a checkpoint file, a run directory or a shipped model by name (唐诗, 宋词); with no
+    path, the newest run under ./runs, or the shipped 唐诗 when there is none."""
     if path is None:
-        path = checkpoint.latest()
+        path = checkpoint.latest() or shipped.find(shipped.DEFAULT)
         if path is None:
-            raise CheckpointError("no model found under ./runs; train one (zhrnn train FILE) or pass a path")
+            raise CheckpointError("no model under ./runs and no shipped model installed; train one (zhrnn train FILE)")
     return TextModel.from_checkpoint(path, device)
 
 

@@ -103,6 +103,19 @@ def load(path: str | Path) -> dict:
     return state
 
 
+SAMPLING = ("model", "model_config", "tokenizer", "corpus_config", "train_config", "corpus", "step", "best_val_bpc")
+
+
+def export(source: str | Path, path: str | Path, half: bool = True) -> Path:
+    """A sampling-only copy: no optimizer or RNG state, float16 weights unless half=False (the
+    loader widens them back to float32). What pretrained/ ships."""
+    state = load(source)
+    kept = {k: state[k] for k in SAMPLING if k in state}
+    if half:
+        kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    return save(kept, path)
+
+
 def latest(root: str | Path = "runs") -> Path | None:
     """The newest checkpoint in any run directory under root, or None."""
     found = [p for p in Path(root).glob(f"*/{FILENAME}") if p.is_file()]

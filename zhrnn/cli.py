@@ -10,6 +10,8 @@ from . import __version__
 
 log = logging.getLogger("zhrnn")
 S = argparse.SUPPRESS  # options not given stay out of the namespace: the library's defaults apply
+MODEL_HELP = ("自带模型名 (唐诗、宋词)、检查点或运行目录; 默认: ./runs 下最新的, 没有则用唐诗 / a shipped model "
+              "(唐诗, 宋词), checkpoint or run directory (default: the newest under ./runs, else 唐诗)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,6 +41,9 @@ def _train_parser(sub) -> None:
     t.add_argument("--len", "--len_of_sample", dest="sample_len", type=int, default=S, help="采样长度 / sample length (default 100)")
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
                    help="继续训练 / continue a run: its checkpoint or directory (no PATH: the newest run on this corpus)")
+    t.add_argument("--init-from", default=S, metavar="MODEL",
+                   help="从已有模型开始微调: 自带模型名 (唐诗、宋词) 或检查点; 新字自动加入词表 / "
+                        "fine-tune a shipped model (唐诗, 宋词) or a checkpoint; new characters are added to its vocabulary")
     t.add_argument("--out-dir", default=S, help="运行目录 / run directory (default runs/<corpus name>)")
     t.add_argument("--seed", type=int, default=S, help="随机种子 / random seed (default 1337)")
     t.add_argument("--device", default=S, help="auto | cpu | cuda (default auto: the GPU when there is one)")
@@ -57,6 +62,10 @@ def _train_parser(sub) -> None:
     d.add_argument("--marker", default=S, help="段首标记 / paragraph marker (default ^)")
     d.add_argument("--convert", default=S, help="OpenCC 繁简转换 / convert the text: t2s, s2t, s2tw, tw2s, s2hk, ...")
     d.add_argument("--normalize", choices=["NFC", "NFKC"], default=S, help="Unicode 规范化 (默认不做) / normalisation (default none)")
+    d.add_argument("--labels", action="store_true", default=S,
+                   help="每段以 '标签<TAB>' 开头 (作者、词牌), 采样时可用 --label 指定 / "
+                        "paragraphs start with 'label<TAB>'; sample with --label")
+    d.add_argument("--label-min-count", type=int, default=S, help="少于此段数的标签不用 / labels on fewer paragraphs are dropped (default 10)")
     p.add_argument("-q", "--quiet", action="store_true", help="不显示进度条 / no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -66,8 +75,9 @@ def _sample_parser(sub) -> None:
         "sample", help="生成文本 / generate text from a model",
         description="从模型生成文本 / generate text from a trained model",
     )
-    p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
+    p.add_argument("--label", default=S, help="风格标签, 如 李白、水调歌头 (模型需用 --labels 训练) / context label of a model trained with --labels")
     p.add_argument("--len", dest="length", type=int, default=100, help="输出字数 / characters per sample, start included (default 100)")
     p.add_argument("--num", type=int, default=1, help="生成几段 (同一批次并行) / number of samples, generated as one batch")
     p.add_argument("--seed", type=int, default=None, help="随机种子, 可复现 / random seed for reproducible output")
@@ -115,7 +125,7 @@ def _score_parser(sub) -> None:
                     "bits per character of a text, each character's surprise, and an HTML heat map",
     )
     p.add_argument("file", help="要评分的文本文件 / text file to score")
-    p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--html", metavar="OUT", default=None, help="把热力图写到此 HTML 文件 / write the heat map here")
     p.add_argument("--top", type=int, default=10, help="列出最意外的几个字 / list the N most surprising characters")
     p.add_argument("--chars", action="store_true", help="逐字输出比特数 (TSV) / print every character with its bits")
@@ -128,12 +138,60 @@ def _interactive_parser(sub) -> None:
     p = sub.add_parser("interactive", help="与模型一起写 / write together with the model, character by character",
                        description="每一步显示最可能的下一个字及其概率, 可选择、输入、撤销或让模型续写 / "
                                    "see the most likely next characters, then choose, type, undo or let the model go on")
-    p.add_argument("--model", default=None, help="检查点或运行目录 / checkpoint or run directory (default: newest under ./runs)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--start", default="", help="开头 / start text")
     p.add_argument("--top", type=int, default=9, help="显示几个候选 / candidates shown (default 9)")
     p.add_argument("--temperature", type=float, default=0.8, help="续写时的温度 / temperature when continuing")
     p.add_argument("--seed", type=int, default=None, help="随机种子 / random seed")
     p.set_defaults(func=cmd_interactive)
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="导出只用于生成的小模型 / a small sampling-only copy of a checkpoint",
+                       description="去掉优化器状态, 权重存为 float16 (体积约为四分之一) / drop the training state "
+                                   "and keep float16 weights (about a quarter of the size)")
+    p.add_argument("model", help="检查点或运行目录 / checkpoint or run directory")
+    p.add_argument("-o", "--output", required=True, help="输出文件 / the file to write")
+    p.add_argument("--float32", action="store_true", help="保留 float32 权重 / keep float32 weights")
+    p.set_defaults(func=cmd_export)
+
+
+def _corpus_parser(sub) -> None:
+    p = sub.add_parser("corpus", help="准备与检查语料 / build and inspect training text",
+                       description="从 chinese-poetry 数据集生成训练文本, 或检查一个文本文件 / "
+                                   "build training text from the chinese-poetry dataset, or inspect a text file")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=Parser)
+    b = actions.add_parser(
+        "build", help="从 chinese-poetry JSON 生成训练文本 / training text from chinese-poetry JSON",
+        description="每首诗 (或每段文章) 一行; 按字段识别记录, 不看文件名 / one poem or passage per line; "
+                    "records are found by their fields, so any file of the dataset works",
+    )
+    b.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="JSON 文件、目录, 或集合名: 全唐诗 全宋词 唐诗三百首 千家诗 诗经 楚辞 论语 四书 花间集 幽梦影 ... / "
+                        "JSON files, directories, or collection names")
+    b.add_argument("-o", "--output", required=True, help="输出的文本文件 / the text file to write")
+    b.add_argument("--data", default=None, help="chinese-poetry 数据目录 / the dataset's directory "
+                   "(default $ZHRNN_POETRY_DATA or ~/.cache/zhrnn/chinese-poetry)")
+    b.add_argument("--download", action="store_true", help="数据不在时从 GitHub 下载 / fetch the dataset from GitHub when absent")
+    b.add_argument("--convert", default=None, help="繁简转换 / OpenCC conversion of the output: t2s, s2t, ...")
+    b.add_argument("--label", default=None, choices=["author", "rhythmic", "title", "type", "chapter", "form"],
+                   help="每行前加 '标签<TAB>' 供 train --labels 使用 / write 'label<TAB>' before each line for train --labels")
+    b.add_argument("--title", action="store_true", help="正文前加《标题》 / put 《title》 before the text")
+    b.add_argument("--author-line", action="store_true", help="正文前加 作者： / put author： before the text")
+    b.add_argument("--author", action="append", default=[], help="只要这位作者 (可多次) / keep only this author (repeatable)")
+    b.add_argument("--form", action="append", default=[],
+                   help="只要此诗体: 五言 七言 绝句 律诗 五言绝句 杂言 ... (可多次) / keep only this form (repeatable)")
+    b.add_argument("--rhythmic", action="append", default=[], help="只要此词牌 (可多次) / keep only this 词牌 (repeatable)")
+    b.add_argument("--min-len", type=int, default=1, help="最少字数 / shortest record in characters")
+    b.add_argument("--max-len", type=int, default=None, help="最多字数 / longest record in characters")
+    b.add_argument("--keep-duplicates", action="store_true", help="保留重复的诗 / keep records whose text repeats")
+    b.set_defaults(func=cmd_corpus_build)
+    i = actions.add_parser("inspect", help="语料统计 / statistics of a text file",
+                           description="字数、字种、覆盖率、编码、繁简比例、段落数与建议的 --min-count / "
+                                       "characters, coverage, encoding, script and a suggested --min-count")
+    i.add_argument("file", nargs="+", help="文本文件或目录 / text file(s) or directories")
+    i.add_argument("--encoding", default=None, help="文件编码 / file encoding (default: detect)")
+    i.set_defaults(func=cmd_corpus_inspect)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     _sample_parser(sub)
     _score_parser(sub)
     _interactive_parser(sub)
+    _corpus_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -171,7 +231,7 @@ def cmd_train(args) -> int:
 
 
 SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "repetition_penalty", "no_repeat_ngram",
-                  "paragraphs", "stop", "form", "acrostic", "rhyme"}
+                  "paragraphs", "stop", "form", "acrostic", "rhyme", "label"}
 
 
 def cmd_sample(args) -> int:
@@ -179,6 +239,8 @@ def cmd_sample(args) -> int:
     from .api import load
 
     model = load(args.model, device=args.device)
+    if args.model is None:  # say which model was chosen: the newest run, or the shipped 唐诗
+        log.info("model: %s", model.path)
     options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
 
     pending = ""  # with --convert, a clause at a time: OpenCC converts by phrase, and phrases end at punctuation
@@ -245,6 +307,39 @@ def cmd_interactive(args) -> int:
     text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
                            candidates=args.top, temperature=args.temperature)
     print(f"\n{text}")
+    return 0
+
+
+def cmd_corpus_build(args) -> int:
+    from pathlib import Path
+
+    from .poetry import BuildConfig, build
+
+    cfg = BuildConfig(convert=args.convert, label=args.label, title=args.title, author_line=args.author_line,
+                      authors=tuple(args.author), forms=tuple(args.form), rhythmics=tuple(args.rhythmic),
+                      min_len=args.min_len, max_len=args.max_len, dedupe=not args.keep_duplicates)
+    text, count = build(args.sources, cfg, data=args.data, fetch=args.download)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    log.info("wrote %s: %d records, %d characters%s", out, count, len(text) - count,
+             "; train with: zhrnn train %s --labels" % out if args.label else "")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import checkpoint
+
+    path = checkpoint.export(args.model, args.output, half=not args.float32)
+    log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    return 0
+
+
+def cmd_corpus_inspect(args) -> int:
+    from .inspect_text import inspect
+
+    for line in inspect(args.file, args.encoding).lines():
+        print(line)
     return 0
 
 

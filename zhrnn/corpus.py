@@ -11,7 +11,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
+import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -31,8 +33,14 @@ class CorpusConfig:
     marker: str = "^"  # put before each paragraph; the model is primed with it when sampling
     convert: str | None = None  # OpenCC config applied to the text, e.g. "t2s"
     normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
+    labels: bool = False  # each paragraph may start with "label<TAB>": a context label (李白, 水调歌头)
+    label_min_count: int = 10  # rarer labels are dropped (their paragraphs train unlabelled)
 
     def __post_init__(self):
+        if self.labels and self.paragraphs == "off":
+            raise ConfigError("--labels needs paragraphs: a label belongs to the paragraph it starts")
+        if self.label_min_count < 1:
+            raise ConfigError("--label-min-count must be at least 1")
         if self.paragraphs not in PARAGRAPH_MODES:
             raise ConfigError(f"--paragraphs must be one of {', '.join(PARAGRAPH_MODES)}, not {self.paragraphs!r}")
         if self.paragraphs != "off" and len(self.marker) != 1:
@@ -48,6 +56,7 @@ class Corpus:
     script: str = script.UNKNOWN  # after conversion
     paragraphs: int = 0
     marker: str | None = "^"  # None when paragraphs == "off"
+    labels: dict[str, str] = field(default_factory=dict)  # label name -> its token (a LABEL_BASE character)
 
     @property
     def fingerprint(self) -> str:
@@ -244,7 +253,36 @@ def add_markers(text: str, mode: str, marker: str) -> tuple[str, int]:
     return "".join(f"{marker}{p}\n" for p in paragraphs), len(paragraphs)
 
 
-def prepare(text: str, cfg: CorpusConfig, name: str = "the text") -> Corpus:
+# Each label becomes one character of Supplementary Private Use Area-A, put right after the
+# paragraph marker: a single token at either level that no real text uses and render() hides.
+# The model reads it at the start of each paragraph (conditioning by prefix, as CTRL's control
+# codes) and sampling with --label places it there.
+LABEL_BASE, LABEL_END = 0xF0000, 0xFFFFD
+
+
+def is_label(ch: str) -> bool:
+    return LABEL_BASE <= ord(ch[0]) <= LABEL_END if ch else False
+
+
+def attach_labels(marked: str, marker: str, min_count: int, known: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """'^李白\t床前…' -> '^' + the label's token + '床前…'. Labels already `known` (from a checkpoint
+    being resumed or fine-tuned) keep their tokens; new ones seen min_count times get the next free."""
+    pattern = re.compile(f"(?m)^{re.escape(marker)}([^\t\n]*)\t")
+    counts = Counter(m.group(1).strip() for m in pattern.finditer(marked))
+    labels = dict(known or {})
+    code = max((ord(t) for t in labels.values()), default=LABEL_BASE - 1) + 1
+    for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if label and label not in labels and n >= min_count:
+            if code > LABEL_END:
+                raise ConfigError("too many labels (at most 65,534)")
+            labels[label], code = chr(code), code + 1
+    if not counts:
+        log.warning("--labels: no paragraph starts with 'label<TAB>'; training without labels")
+    text = pattern.sub(lambda m: marker + labels.get(m.group(1).strip(), ""), marked)
+    return text, labels
+
+
+def prepare(text: str, cfg: CorpusConfig, name: str = "the text", labels: dict[str, str] | None = None) -> Corpus:
     """Normalise already-decoded text into a training corpus."""
     text = normalize_newlines(text)  # first: a lone byte-order mark is empty too
     if cfg.normalize:
@@ -254,20 +292,26 @@ def prepare(text: str, cfg: CorpusConfig, name: str = "the text") -> Corpus:
     text = script.convert(text, cfg.convert)
     marked, count = add_markers(text, cfg.paragraphs, cfg.marker)
     marker = None if cfg.paragraphs == "off" else cfg.marker
-    return Corpus(text=marked, script=script.detect_script(marked), paragraphs=count, marker=marker)
+    found = {}
+    if cfg.labels:
+        marked, found = attach_labels(marked, cfg.marker, cfg.label_min_count, labels)
+    return Corpus(text=marked, script=script.detect_script(marked), paragraphs=count, marker=marker, labels=found)
 
 
-def load_corpus(paths, cfg: CorpusConfig | None = None) -> Corpus:
-    """Read files (or directories of .txt files) and prepare them: the whole 'corpus' stage."""
+def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> Corpus:
+    """Read files (or directories of .txt files) and prepare them: the whole 'corpus' stage.
+    labels: the label tokens of a model being resumed or fine-tuned, kept as they are."""
     cfg = cfg or CorpusConfig()
     text, encodings = read_text(paths, cfg.encoding)
-    corpus = prepare(text, cfg, name=", ".join(encodings))
+    corpus = prepare(text, cfg, name=", ".join(encodings), labels=labels)
     corpus.encodings = encodings
     return corpus
 
 
 def render(text: str, marker: str | None) -> str:
-    """Text for people: a marker that starts a line vanishes, any other one becomes a line break."""
+    """Text for people: a marker that starts a line vanishes, any other one becomes a line break;
+    label tokens vanish."""
+    text = "".join(ch for ch in text if not is_label(ch)) if any(map(is_label, text)) else text
     if not marker:
         return text
     out = []

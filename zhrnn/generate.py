@@ -43,6 +43,7 @@ class SampleConfig:
     form: str | None = None  # 五言绝句, 七言律诗, ... or a template of □ and punctuation
     acrostic: str = ""  # 藏头诗: each line of the form starts with the next of these characters
     rhyme: bool = False  # the form's lines ending in 。 rhyme (十三辙 groups; needs pypinyin)
+    label: str | None = None  # context label (李白, 水调歌头) of a model trained with --labels
 
     def __post_init__(self):
         temps = self.temperatures
@@ -81,6 +82,18 @@ def resolve_start(start: str, tokenizer: Tokenizer, option: str = "--start") -> 
             return variant
     missing = "".join(tokenizer.unknown_chars(start)[:10])
     raise VocabularyError(f"the model does not know the {option} character(s) {missing}; try another {option}")
+
+
+def resolve_label(label: str, tokenizer: Tokenizer) -> int:
+    """The token id of a context label, typed in either script."""
+    if not tokenizer.labels:
+        raise ConfigError("--label: this model was trained without labels (train with --labels)")
+    for variant in script.variants(label):
+        if variant in tokenizer.labels:
+            return tokenizer.index[tokenizer.labels[variant]]
+    known = sorted(tokenizer.labels, key=lambda name: tokenizer.index[tokenizer.labels[name]])
+    raise VocabularyError(f"the model has no label {label!r}; it knows {len(known)}: {', '.join(known[:12])}"
+                          f"{' ...' if len(known) > 12 else ''}")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -132,7 +145,13 @@ class Decoder:
         elif cfg.paragraphs is not None and tokenizer.marker_id is None:
             raise ConfigError("--paragraphs needs a model trained with paragraph markers (this one used --paragraphs off)")
         self.start_ids = tokenizer.encode(self.start).tolist()
-        self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + self.start_ids
+        self.label_id = resolve_label(cfg.label, tokenizer) if cfg.label else None
+        self.label_mask = None  # (V,) True for label tokens: they may follow a marker, nothing else
+        if tokenizer.label_ids:
+            self.label_mask = torch.zeros(len(tokenizer), dtype=torch.bool, device=self.device)
+            self.label_mask[tokenizer.label_ids] = True
+        label = [self.label_id] if self.label_id is not None else []
+        self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + label + self.start_ids
         if not self.prime:  # no marker and no start: begin from the most common token
             self.prime = [tokenizer.unk_id + 1]
         self.penalisable = _penalisable(tokenizer).to(self.device) if cfg.repetition_penalty > 1 else None
@@ -166,6 +185,8 @@ class Decoder:
         """Add a token to a stream's visible history and n-gram table. A marker after a line break
         shows as nothing, any other marker as a line break: repetition is judged on what is seen."""
         hist, n = self.history[row], self.cfg.no_repeat_ngram
+        if self.label_mask is not None and self.label_mask[token]:
+            return  # a label is not seen
         if token == self.tokenizer.marker_id and self.newline_id is not None:
             if not hist or hist[-1] == self.newline_id:
                 return
@@ -181,6 +202,13 @@ class Decoder:
         logits = logits.float().clone()
         logits[:, self.tokenizer.unk_id] = NEG_INF  # <unk> is never emitted
         forced = None
+        if self.label_mask is not None:
+            for r, row in enumerate(rows):
+                previous = self.tokens[row][-1] if self.tokens[row] else self.prime[-1]
+                if previous != self.tokenizer.marker_id:
+                    logits[r] = logits[r].masked_fill(self.label_mask, NEG_INF)
+                elif self.label_id is not None:  # each new paragraph keeps the asked-for label
+                    logits[r] = logits[r].masked_fill(torch.arange(len(self.label_mask), device=logits.device) != self.label_id, NEG_INF)
         if self.form is not None:
             position = len(self.start) + len(self.tokens[rows[0]])  # streams advance in lockstep
             if position < len(self.form):
@@ -221,6 +249,8 @@ class Decoder:
         cfg, tok = self.cfg, self.tokenizer
         self.tokens[row].append(token)
         self._remember(row, token)
+        if self.label_mask is not None and self.label_mask[token]:
+            return  # invisible: no text, and the stream's last character stays what it was
         piece = tok.vocab[token]
         if token == tok.marker_id:
             self.markers[row] += 1

@@ -31,7 +31,7 @@ def score_text(model: CharRNN, tokenizer: Tokenizer, text: str, corpus_cfg: dict
                device="cpu", chunk: int = 4096) -> Score:
     """Score text prepared exactly as the model's training text was (markers, conversion)."""
     cfg = CorpusConfig(**{k: v for k, v in (corpus_cfg or {}).items() if k != "encoding"})
-    prepared = prepare(text, cfg).text
+    prepared = prepare(text, cfg, labels=tokenizer.labels).text
     ids = torch.from_numpy(tokenizer.encode(prepared).astype("int64")).to(device)  # (N,)
     lengths = tokenizer.char_lengths()
     out = Score(unknown=sum(1 for ch in prepared if ch not in tokenizer.index))
@@ -43,9 +43,11 @@ def score_text(model: CharRNN, tokenizer: Tokenizer, text: str, corpus_cfg: dict
         y = ids[begin + 1 : begin + chunk + 1]  # (c',)
         logits, hidden = model(x[:, : len(y)], hidden)
         nats = F.cross_entropy(logits[0].float(), y, reduction="none")  # (c',)
-        out.bits.extend((nats / math.log(2)).tolist())
-        out.pieces.extend(tokenizer.vocab[i] for i in y.tolist())
-        out.chars += int(sum(lengths[i] for i in y.tolist()))
+        for token, bits in zip(y.tolist(), (nats / math.log(2)).tolist()):
+            if lengths[token]:  # a context label is given, not text: not scored
+                out.bits.append(bits)
+                out.pieces.append(tokenizer.vocab[token])
+                out.chars += int(lengths[token])
     model.train(was_training)
     return out
 

@@ -27,7 +27,8 @@ class Tokenizer:
 
     level = "char"
 
-    def __init__(self, vocab: list[str], marker: str | None = "^", script: str = "unknown"):
+    def __init__(self, vocab: list[str], marker: str | None = "^", script: str = "unknown",
+                 labels: dict[str, str] | None = None):
         if not vocab or vocab[0] != UNK:
             raise ConfigError("a vocabulary must start with <unk>")
         self.vocab = list(vocab)
@@ -38,6 +39,11 @@ class Tokenizer:
             raise ConfigError("the vocabulary has duplicate tokens")
         self.unk_id = 0
         self.marker_id = self.index.get(marker) if marker else None
+        self.labels = dict(labels or {})  # context label name -> its token (see corpus.attach_labels)
+        missing = [name for name, tok in self.labels.items() if tok not in self.index]
+        if missing:
+            raise ConfigError(f"label(s) {', '.join(missing[:3])} have no token in the vocabulary")
+        self.label_ids = sorted(self.index[tok] for tok in self.labels.values())
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -48,11 +54,14 @@ class Tokenizer:
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
     @staticmethod
-    def _ordered(counts: Counter, min_count: int, max_size: int | None, marker: str | None) -> list[str]:
+    def _ordered(counts: Counter, min_count: int, max_size: int | None, marker: str | None,
+                 labels: dict[str, str] | None = None) -> list[str]:
         if min_count < 1:
             raise ConfigError("--min-count must be at least 1")
-        keep = [tok for tok, n in Tokenizer._by_frequency(counts) if n >= min_count and tok != marker]
-        reserved = [UNK] + ([marker] if marker else [])
+        label_tokens = sorted((labels or {}).values())  # always kept, whatever min_count says
+        skip = set(label_tokens) | {marker}
+        keep = [tok for tok, n in Tokenizer._by_frequency(counts) if n >= min_count and tok not in skip]
+        reserved = [UNK] + ([marker] if marker else []) + label_tokens
         if max_size is not None:
             if max_size <= len(reserved):
                 raise ConfigError(f"--max-vocab must be more than {len(reserved)}")
@@ -60,8 +69,11 @@ class Tokenizer:
         return reserved + keep
 
     def char_lengths(self) -> np.ndarray:
-        """Characters each token stands for, for bits per *character* at any level (marker and UNK: 1)."""
-        return np.array([1 if i in (self.unk_id, self.marker_id) else len(t) for i, t in enumerate(self.vocab)], dtype=np.int64)
+        """Characters each token stands for, for bits per *character* at any level (marker and UNK: 1;
+        a label: 0, it is not part of the text)."""
+        lengths = np.array([1 if i in (self.unk_id, self.marker_id) else len(t) for i, t in enumerate(self.vocab)], dtype=np.int64)
+        lengths[self.label_ids] = 0
+        return lengths
 
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of text that no token can represent (they would become <unk>)."""
@@ -71,14 +83,15 @@ class Tokenizer:
         return "".join(self.vocab[int(i)] for i in ids)
 
     def to_dict(self) -> dict:
-        return {"level": self.level, "vocab": self.vocab, "marker": self.marker, "script": self.script}
+        return {"level": self.level, "vocab": self.vocab, "marker": self.marker, "script": self.script,
+                "labels": self.labels}
 
     @staticmethod
     def from_dict(d: dict) -> "Tokenizer":
         cls = {"char": CharTokenizer, "word": WordTokenizer}.get(d.get("level"))
         if cls is None:
             raise ConfigError(f"unknown tokenizer level {d.get('level')!r}")
-        return cls(list(d["vocab"]), d.get("marker"), d.get("script", "unknown"))
+        return cls(list(d["vocab"]), d.get("marker"), d.get("script", "unknown"), d.get("labels"))
 
 
 class CharTokenizer(Tokenizer):
@@ -87,8 +100,9 @@ class CharTokenizer(Tokenizer):
     level = "char"
 
     @classmethod
-    def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^", script: str = "unknown"):
-        return cls(cls._ordered(Counter(text), min_count, max_size, marker), marker, script)
+    def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
+              script: str = "unknown", labels: dict[str, str] | None = None):
+        return cls(cls._ordered(Counter(text), min_count, max_size, marker, labels), marker, script, labels)
 
     CHUNK = 1 << 22  # characters encoded at a time: bounds the temporary arrays on huge texts
 
@@ -129,14 +143,14 @@ class WordTokenizer(Tokenizer):
 
     @classmethod
     def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
-              script: str = "unknown", word_min_count: int = 3):
+              script: str = "unknown", labels: dict[str, str] | None = None, word_min_count: int = 3):
         words = Counter(w for w in cls._cut(text) if len(w) > 1 and (not marker or marker not in w))
         chars = Counter(text)
         # Characters first (so none is crowded out by words when max_size cuts), then words.
-        char_vocab = cls._ordered(chars, min_count, max_size, marker)
+        char_vocab = cls._ordered(chars, min_count, max_size, marker, labels)
         room = None if max_size is None else max(0, max_size - len(char_vocab))
         frequent = [w for w, n in cls._by_frequency(words) if n >= word_min_count]
-        return cls(char_vocab + frequent[:room], marker, script)
+        return cls(char_vocab + frequent[:room], marker, script, labels)
 
     def encode(self, text: str) -> np.ndarray:
         ids = []

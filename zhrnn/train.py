@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint, rundir
+from . import checkpoint, rundir, shipped
 from .corpus import CorpusConfig, load_corpus
 from .data import Batches, encode_ids, eval_windows, split_ids
 from .errors import ConfigError, CorpusError, ZhrnnError
+from .finetune import extend_tokenizer, grow_state
 from .generate import SampleConfig, resolve_start, sample
 from .model import CharRNN, ModelConfig, resolve_device
 from .tokenizer import Tokenizer, build_tokenizer
@@ -60,6 +61,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16, else fp16, on CUDA; off on CPU) | bf16 | fp16 | off
     out_dir: str | None = None  # default runs/<corpus name>
+    init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
 
     def __post_init__(self):
         positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
@@ -147,14 +149,23 @@ class Trainer:
     """Owns one run: corpus, tokenizer, model, optimizer and their states."""
 
     def __init__(self, corpus_paths, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, cfg: TrainConfig,
-                 state: dict | None = None, run_dir: Path | None = None):
+                 state: dict | None = None, run_dir: Path | None = None, base: dict | None = None):
+        """state: a checkpoint to resume; base: a model to start from (--init-from)."""
         self.corpus_paths = [str(p) for p in corpus_paths]
         self.corpus_cfg, self.cfg = corpus_cfg, cfg
         self.device = resolve_device(cfg.device)  # before reading the text: a wrong --device fails fast
-        corpus = load_corpus(self.corpus_paths, corpus_cfg)
+        known = state or base
+        known_labels = known["tokenizer"].get("labels") if known else None  # label tokens stay as they were
+        corpus = load_corpus(self.corpus_paths, corpus_cfg, labels=known_labels)
         built = build_tokenizer(corpus.text, cfg.level, min_count=cfg.min_count, max_size=cfg.max_vocab,
-                                marker=corpus.marker, script=corpus.script)
-        if state is not None:
+                                marker=corpus.marker, script=corpus.script, labels=corpus.labels)
+        if base is not None:
+            base_tokenizer = Tokenizer.from_dict(base["tokenizer"])
+            if base_tokenizer.script != corpus.script and "unknown" not in (base_tokenizer.script, corpus.script):
+                log.warning("--init-from: the model learned %s text and this text is %s; consider --convert %s",
+                            base_tokenizer.script, corpus.script, "t2s" if base_tokenizer.script == "simplified" else "s2t")
+            self.tokenizer = extend_tokenizer(base_tokenizer, built, corpus.labels)
+        elif state is not None:
             # The checkpoint's vocabulary stays; the text may change as long as it brings no token
             # that a fresh run would have learned (those would silently train as <unk>).
             self.tokenizer = Tokenizer.from_dict(state["tokenizer"])
@@ -179,7 +190,10 @@ class Trainer:
         model_cfg.vocab_size = len(self.tokenizer)
         self.model_cfg = model_cfg
         torch.manual_seed(cfg.seed)
-        self.model = CharRNN(model_cfg).to(self.device)
+        self.model = CharRNN(model_cfg)
+        if base is not None:
+            self.model.load_state_dict(grow_state(base["model"], self.model))
+        self.model.to(self.device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
@@ -273,8 +287,10 @@ class Trainer:
         nats = chars = 0.0
         for window in eval_windows(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens):
             window = window.to(self.device)  # (b, T+1)
-            nats += self._loss(window[:, :-1], window[:, 1:], reduction="sum").item()
-            chars += self.char_len[window[:, 1:]].sum().item()
+            length = self.char_len[window[:, 1:]].flatten()  # (b*T,) characters each target stands for
+            # a label token is not text: its prediction is not counted (so BPC compares with unlabelled runs)
+            nats += (self._loss(window[:, :-1], window[:, 1:], reduction="none") * (length > 0)).sum().item()
+            chars += length.sum().item()
         self.model.train()
         return nats / chars / math.log(2)
 
@@ -370,11 +386,22 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
     if not corpus_paths:
         raise ConfigError("no training text given")
     if not resume:
+        base = None
+        if options.get("init_from"):
+            base = checkpoint.load(checkpoint.resolve(shipped.resolve(options["init_from"])))
+            # the architecture is the model's; only dropout may change
+            shape = {k: v for k, v in base["model_config"].items() if k not in ("vocab_size", "dropout")}
+            changed = sorted(k for k in shape if k in options and options[k] != shape[k])
+            if changed:
+                raise ConfigError(f"--init-from keeps the model's architecture; cannot change {', '.join(changed)}")
+            options = {**shape, "dropout": base["model_config"].get("dropout", 0.1), **options}
+            if "level" in base.get("train_config", {}):  # a word-level model goes on at word level
+                options.setdefault("level", base["train_config"]["level"])
         corpus_cfg, model_cfg, cfg = split_options(options)
         run_dir = Path(cfg.out_dir) if cfg.out_dir else None
         if run_dir and (run_dir / checkpoint.FILENAME).exists():
             raise ConfigError(f"{run_dir} already has a checkpoint; continue it with --resume or choose another --out-dir")
-        return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, run_dir=run_dir)
+        return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, run_dir=run_dir, base=base)
 
     path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
     state = checkpoint.load(path)
