@@ -20,6 +20,8 @@ FORMAT = "zhrnn"
 VERSION = 1
 FILENAME = "ckpt.pt"
 REQUIRED = ("model", "model_config", "tokenizer")
+_UMASK = os.umask(0o22)  # read once (os.umask can only be read by setting it), then put back
+os.umask(_UMASK)
 
 
 def _to_cpu(obj):
@@ -44,6 +46,7 @@ def save(state: dict, path: str | Path) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a checkpoint gets the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -146,10 +146,16 @@ class Decoder:
             raise ConfigError("--paragraphs needs a model trained with paragraph markers (this one used --paragraphs off)")
         self.start_ids = tokenizer.encode(self.start).tolist()
         self.label_id = resolve_label(cfg.label, tokenizer) if cfg.label else None
-        self.label_mask = None  # (V,) True for label tokens: they may follow a marker, nothing else
-        if tokenizer.label_ids:
-            self.label_mask = torch.zeros(len(tokenizer), dtype=torch.bool, device=self.device)
-            self.label_mask[tokenizer.label_ids] = True
+        self.label_ids = set(tokenizer.label_ids)
+        self.after_marker = None  # (V,) bool: what may follow a marker (all, or only the asked-for label)
+        self.elsewhere = None  # (V,) bool: what may follow anything else (all but labels)
+        if self.label_ids:
+            self.elsewhere = torch.ones(len(tokenizer), dtype=torch.bool, device=self.device)
+            self.elsewhere[tokenizer.label_ids] = False
+            self.after_marker = torch.ones_like(self.elsewhere)
+            if self.label_id is not None:  # each new paragraph keeps the asked-for label
+                self.after_marker = torch.zeros_like(self.elsewhere)
+                self.after_marker[self.label_id] = True
         label = [self.label_id] if self.label_id is not None else []
         self.prime = ([tokenizer.marker_id] if tokenizer.marker_id is not None else []) + label + self.start_ids
         if not self.prime:  # no marker and no start: begin from the most common token
@@ -185,7 +191,7 @@ class Decoder:
         """Add a token to a stream's visible history and n-gram table. A marker after a line break
         shows as nothing, any other marker as a line break: repetition is judged on what is seen."""
         hist, n = self.history[row], self.cfg.no_repeat_ngram
-        if self.label_mask is not None and self.label_mask[token]:
+        if token in self.label_ids:
             return  # a label is not seen
         if token == self.tokenizer.marker_id and self.newline_id is not None:
             if not hist or hist[-1] == self.newline_id:
@@ -202,13 +208,11 @@ class Decoder:
         logits = logits.float().clone()
         logits[:, self.tokenizer.unk_id] = NEG_INF  # <unk> is never emitted
         forced = None
-        if self.label_mask is not None:
+        if self.label_ids:  # a label token goes right after a marker, nowhere else
             for r, row in enumerate(rows):
                 previous = self.tokens[row][-1] if self.tokens[row] else self.prime[-1]
-                if previous != self.tokenizer.marker_id:
-                    logits[r] = logits[r].masked_fill(self.label_mask, NEG_INF)
-                elif self.label_id is not None:  # each new paragraph keeps the asked-for label
-                    logits[r] = logits[r].masked_fill(torch.arange(len(self.label_mask), device=logits.device) != self.label_id, NEG_INF)
+                allowed = self.after_marker if previous == self.tokenizer.marker_id else self.elsewhere
+                logits[r] = logits[r].masked_fill(~allowed, NEG_INF)
         if self.form is not None:
             position = len(self.start) + len(self.tokens[rows[0]])  # streams advance in lockstep
             if position < len(self.form):
@@ -249,7 +253,7 @@ class Decoder:
         cfg, tok = self.cfg, self.tokenizer
         self.tokens[row].append(token)
         self._remember(row, token)
-        if self.label_mask is not None and self.label_mask[token]:
+        if token in self.label_ids:
             return  # invisible: no text, and the stream's last character stays what it was
         piece = tok.vocab[token]
         if token == tok.marker_id:
@@ -408,7 +412,7 @@ class Stepper:
     def _push(self, ids: list[int], hidden, before: list[int], keep: bool = True) -> None:
         logits, hidden = self.model(torch.tensor(ids, device=self.device)[None], hidden)
         logits = logits[0, -1].float()
-        logits[self.tokenizer.unk_id] = NEG_INF
+        logits[[self.tokenizer.unk_id, *self.tokenizer.label_ids]] = NEG_INF  # never offered: <unk>, labels
         self.states.append((before + ids if keep else before, logits, hidden))
 
     def feed(self, text: str) -> None:
