@@ -388,7 +388,7 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
     if not resume:
         base = None
         if options.get("init_from"):
-            base = checkpoint.load(checkpoint.resolve(shipped.resolve(options["init_from"])))
+            base = checkpoint.load(shipped.resolve(options["init_from"]))
             # the architecture is the model's; only dropout may change
             shape = {k: v for k, v in base["model_config"].items() if k not in ("vocab_size", "dropout")}
             changed = sorted(k for k in shape if k in options and options[k] != shape[k])
