@@ -11,7 +11,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     # The shipped models live in the repository's top-level pretrained/ and install as
-    # zhrnn/pretrained, so `pip install .` brings them along (zhrnn/pretrained.py finds either).
+    # zhrnn/pretrained, so `pip install .` brings them along (zhrnn/shipped.py finds either).
     packages=[*find_packages(include=["zhrnn", "zhrnn.*"]), "zhrnn.pretrained"],
     package_dir={"zhrnn.pretrained": "pretrained"},
     package_data={"zhrnn": ["cipai.json"], "zhrnn.pretrained": ["*.pt", "README.md"]},

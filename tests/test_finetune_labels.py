@@ -134,3 +134,19 @@ def test_shipped_model_writes_verse(name):
         assert sum(n in (5, 7) for n in lengths) >= 0.8 * len(lengths), texts
     else:  # 词 mixes lengths, but in the 3 to 7 range, with ，and 。 in place
         assert sum(3 <= n <= 7 for n in lengths) >= 0.8 * len(lengths), texts
+
+
+def test_shipped_ci_model_takes_a_cipai_label():
+    if not (SHIPPED / "宋词.pt").exists():
+        pytest.skip("pretrained/宋词.pt is not in this checkout")
+    model = api.load("宋词")
+    assert {"水调歌头", "浣溪沙", "沁园春"} <= set(model.tokenizer.labels)
+
+    def clause_lengths(label):
+        texts = model.generate_many(8, length=200, seed=0, label=label, paragraphs=1)
+        return [len(c) for t in texts for c in re.split("[，。？！、；\n]", t) if c]
+
+    # 浣溪沙 is written in lines of seven; 沁园春 mostly in phrases of four
+    wanxisha, qinyuanchun = clause_lengths("浣溪沙"), clause_lengths("沁园春")
+    assert sum(n == 7 for n in wanxisha) >= 0.6 * len(wanxisha)
+    assert sum(n == 4 for n in qinyuanchun) >= 0.4 * len(qinyuanchun) and 7 not in qinyuanchun[:3]

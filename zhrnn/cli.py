@@ -148,8 +148,8 @@ def _interactive_parser(sub) -> None:
 
 def _export_parser(sub) -> None:
     p = sub.add_parser("export", help="导出只用于生成的小模型 / a small sampling-only copy of a checkpoint",
-                       description="去掉优化器状态, 权重存为 float16 (体积约为四分之一) / drop the training state "
-                                   "and keep float16 weights (about a quarter of the size)")
+                       description="去掉优化器状态, 权重存为 float16 (体积约为检查点的六分之一) / drop the training "
+                                   "state and keep float16 weights (about a sixth of the checkpoint)")
     p.add_argument("model", help="检查点或运行目录 / checkpoint or run directory")
     p.add_argument("-o", "--output", required=True, help="输出文件 / the file to write")
     p.add_argument("--float32", action="store_true", help="保留 float32 权重 / keep float32 weights")
@@ -157,6 +157,8 @@ def _export_parser(sub) -> None:
 
 
 def _corpus_parser(sub) -> None:
+    from .poetry import LABEL_FIELDS
+
     p = sub.add_parser("corpus", help="准备与检查语料 / build and inspect training text",
                        description="从 chinese-poetry 数据集生成训练文本, 或检查一个文本文件 / "
                                    "build training text from the chinese-poetry dataset, or inspect a text file")
@@ -174,7 +176,7 @@ def _corpus_parser(sub) -> None:
                    "(default $ZHRNN_POETRY_DATA or ~/.cache/zhrnn/chinese-poetry)")
     b.add_argument("--download", action="store_true", help="数据不在时从 GitHub 下载 / fetch the dataset from GitHub when absent")
     b.add_argument("--convert", default=None, help="繁简转换 / OpenCC conversion of the output: t2s, s2t, ...")
-    b.add_argument("--label", default=None, choices=["author", "rhythmic", "title", "type", "chapter", "form"],
+    b.add_argument("--label", default=None, choices=LABEL_FIELDS,
                    help="每行前加 '标签<TAB>' 供 train --labels 使用 / write 'label<TAB>' before each line for train --labels")
     b.add_argument("--title", action="store_true", help="正文前加《标题》 / put 《title》 before the text")
     b.add_argument("--author-line", action="store_true", help="正文前加 作者： / put author： before the text")

@@ -21,8 +21,8 @@ LEVELS = ("char", "word")
 class Tokenizer:
     """Shared by both levels: vocabulary, id lookup, decoding, (de)serialisation.
 
-    The vocabulary is [UNK, marker, then tokens by falling frequency]; frequency order keeps the
-    common tokens at low ids (what an adaptive softmax wants).
+    The vocabulary is [UNK, marker, context labels, then tokens by falling frequency]; frequency
+    order keeps the common tokens at low ids (what an adaptive softmax wants).
     """
 
     level = "char"
