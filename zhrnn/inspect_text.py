@@ -41,9 +41,10 @@ class Inspection:
         ]
 
 
-def coverage(counts: np.ndarray, share: float) -> int:
-    """How many of the most frequent characters it takes to make up `share` of the text."""
-    cumulative = np.cumsum(np.sort(counts)[::-1])
+def coverage(ranked: np.ndarray, share: float) -> int:
+    """How many of the most frequent characters (ranked: counts, most frequent first) it takes to
+    make up `share` of the text."""
+    cumulative = np.cumsum(ranked)
     return int(np.searchsorted(cumulative, share * cumulative[-1]) + 1)
 
 
@@ -54,10 +55,11 @@ def _script_shares(counts: Counter, sample: int = 20_000) -> tuple[float, float]
     total = sum(n for _, n in han)
     if not total:
         return 0.0, 0.0
-    chars = "".join(ch for ch, _ in han)
-    t2s, s2t = script.convert(chars, "t2s"), script.convert(chars, "s2t")
-    trad = sum(n for (ch, n), s in zip(han, t2s) if s != ch) if len(t2s) == len(chars) else 0
-    simp = sum(n for (ch, n), t in zip(han, s2t) if t != ch) if len(s2t) == len(chars) else 0
+    # one character per line: OpenCC converts phrases, and none may form across the line breaks
+    chars = "\n".join(ch for ch, _ in han)
+    t2s, s2t = script.convert(chars, "t2s").split("\n"), script.convert(chars, "s2t").split("\n")
+    trad = sum(n for (ch, n), s in zip(han, t2s) if s != ch)
+    simp = sum(n for (ch, n), t in zip(han, s2t) if t != ch)
     return trad / total, simp / total
 
 
@@ -68,17 +70,17 @@ def inspect(paths, encoding: str | None = None) -> Inspection:
         counts.pop(ch, None)
     chars = sum(counts.values())
     values = np.array(list(counts.values()), dtype=np.int64) if counts else np.zeros(1, dtype=np.int64)
+    ranked = np.sort(values)[::-1]  # most frequent first
     visible = chars - sum(n for ch, n in counts.items() if ch.isspace())
     cjk = sum(n for ch, n in counts.items() if is_han(ch) or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef")
     trad, simp = _script_shares(counts)
     # Keep the characters that make up 99.9% of the text, but never cut one seen 5 times or more:
     # rarer ones cannot be learned and only widen the output layer.
-    ranked = np.sort(values)[::-1]
-    cover_999 = coverage(values, 0.999)
+    cover_999 = coverage(ranked, 0.999)
     min_count = min(5, max(1, int(ranked[min(cover_999, len(ranked)) - 1])))
     return Inspection(
         encodings=encodings, chars=chars, distinct=len(counts), cjk_share=cjk / max(1, visible),
-        cover_99=coverage(values, 0.99), cover_999=cover_999, traditional_share=trad, simplified_share=simp,
+        cover_99=coverage(ranked, 0.99), cover_999=cover_999, traditional_share=trad, simplified_share=simp,
         paragraphs=len(split_paragraphs(text, "line")), suggested_min_count=min_count,
         vocab_at_suggestion=int((values >= min_count).sum()) + 2,  # + <unk> and the marker
     )
