@@ -43,6 +43,19 @@ def assert_clean_error(proc, *fragments):
         assert fragment in lines[0], lines[0]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def encoded_cache(tmp_path_factory):
+    """The encoded-text cache of every training in the tests (and their subprocesses), not ~/.cache."""
+    path = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("ZHRNN_CACHE")
+    os.environ["ZHRNN_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("ZHRNN_CACHE", None)
+    else:
+        os.environ["ZHRNN_CACHE"] = previous
+
+
 @pytest.fixture
 def poems(tmp_path):
     path = tmp_path / "诗.txt"

@@ -7,6 +7,8 @@ import logging
 import sys
 
 from . import __version__
+from .distributed import env
+from .launch import OPTIONS as LAUNCH_OPTIONS
 
 log = logging.getLogger("zhrnn")
 S = argparse.SUPPRESS  # options not given stay out of the namespace: the library's defaults apply
@@ -65,7 +67,17 @@ def _train_parser(sub) -> None:
     d.add_argument("--labels", action="store_true", default=S,
                    help="每段以 '标签<TAB>' 开头 (作者、词牌), 采样时可用 --label 指定 / "
                         "paragraphs start with 'label<TAB>'; sample with --label")
+    d.add_argument("--cache-dir", default=S, help="编码后文本的缓存目录 / cache of encoded text (default $ZHRNN_CACHE or ~/.cache/zhrnn)")
     d.add_argument("--label-min-count", type=int, default=S, help="少于此段数的标签不用 / labels on fewer paragraphs are dropped (default 10)")
+    g = p.add_argument_group(
+        "多进程 / several processes (torchrun, DDP)",
+        "与 torchrun --nproc-per-node N -m zhrnn train ... 相同, 但出错时只给一行说明 / "
+        "the same as torchrun --nproc-per-node N -m zhrnn train ..., with one-line errors")
+    g.add_argument("--nproc-per-node", type=int, default=None, metavar="N", help="本机进程数 (每块 GPU 一个) / processes on this machine (one per GPU)")
+    g.add_argument("--nnodes", type=int, default=1, help="机器数 / machines (default 1)")
+    g.add_argument("--node-rank", type=int, default=0, help="本机序号 / this machine's index, 0 .. nnodes-1")
+    g.add_argument("--master-addr", default="127.0.0.1", help="0 号机器的地址 / address of machine 0")
+    g.add_argument("--master-port", type=int, default=None, help="0 号机器的端口 / its port (default: free port on one machine, 29500 on several)")
     p.add_argument("-q", "--quiet", action="store_true", help="不显示进度条 / no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -210,12 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
+    launch_options = {dest: getattr(args, dest) for dest in LAUNCH_OPTIONS.values()}
+    if args.nproc_per_node is not None and not env().launched:  # start the processes; each runs the rest
+        from .launch import launch, without_launch_options
+
+        return launch(without_launch_options(args.argv), **launch_options)
+
     from tqdm import tqdm
 
+    from .distributed import setup
     from .train import prepare_run
 
-    options = {k: v for k, v in vars(args).items() if k not in ("corpus", "resume", "quiet", "func", "command")}
-    trainer = prepare_run(args.corpus, options, args.resume)
+    skip = {"corpus", "resume", "quiet", "func", "command", "argv", *launch_options}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    dist = setup()  # under torchrun: this process's rank; else one process alone
 
     def on_save(record: dict) -> None:
         val = "" if record["val_bpc"] is None else f"val {record['val_bpc']:.3f} bpc, "
@@ -223,7 +243,11 @@ def cmd_train(args) -> int:
         tqdm.write(record["sample"], file=sys.stdout)
         sys.stdout.flush()
 
-    result = trainer.run(progress=not args.quiet and sys.stderr.isatty(), on_save=on_save)
+    try:
+        trainer = prepare_run(args.corpus, options, args.resume, dist)
+        result = trainer.run(progress=dist.main and not args.quiet and sys.stderr.isatty(), on_save=on_save)
+    finally:
+        dist.close()
     if result.interrupted:
         log.info("interrupted at step %d; saved %s; continue with: zhrnn train %s --resume",
                  result.step, result.checkpoint, " ".join(args.corpus))
@@ -349,21 +373,31 @@ def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show 汉字 gets '?', not a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
+    argv = sys.argv[1:] if argv is None else list(map(str, argv))
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]  # after the command: what `train` hands on to the processes it launches
+    # Under torchrun, rank 0 speaks for the run, and the first process of each machine reports
+    # errors: the processes of one machine run the same code on the same data, so they meet the
+    # same ones (a process that dies without a word is reported by the launcher).
+    me = env()
+    who = f"zhrnn: [rank {me.rank}] " if me.world > 1 else "zhrnn: "
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("zhrnn: %(message)s"))
+    handler.setFormatter(logging.Formatter(who + "%(message)s"))
     log.addHandler(handler)  # removed again below, so main() can be called more than once in a process
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    if me.rank > 0:
+        log.setLevel(logging.ERROR)
 
-    from .errors import ZhrnnError
+    from .errors import PeerFailed, ZhrnnError
 
     try:
         return args.func(args)
     except ZhrnnError as e:
-        print(f"zhrnn: error: {e}", file=sys.stderr)
+        if me.local_rank == 0 and not isinstance(e, PeerFailed):
+            print(f"{who}error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("zhrnn: interrupted", file=sys.stderr)
+        print(f"{who}interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `zhrnn sample | head`: the reader left; nothing is wrong
         sys.stderr.close()

@@ -180,7 +180,7 @@ def decode(data: bytes, encoding: str | None = None, name: str = "input") -> tup
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _text_files(path: Path) -> list[Path]:
+def text_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
@@ -197,7 +197,7 @@ def read_text(paths, encoding: str | None = None) -> tuple[str, dict[str, str]]:
         paths = [paths]
     parts, encodings = [], {}
     for path in paths:
-        for f in _text_files(Path(path)):
+        for f in text_files(Path(path)):
             try:
                 data = f.read_bytes()
             except OSError as e:

@@ -37,18 +37,30 @@ def split_ids(ids: np.ndarray, seq_length: int, val_fraction: float) -> Split:
 
 
 class Batches:
-    """Random windows of the training ids, drawn with its own generator so runs resume exactly."""
+    """Random windows of the training ids, drawn with its own generator so runs resume exactly.
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, device: torch.device, seed: int):
-        self.ids = torch.from_numpy(ids.astype(np.int32))  # (N,); widened per batch, not for the whole text
+    Under torchrun every process draws the same global batch of batch_size windows and keeps
+    its own slice of it: together they train on exactly the batch one process would, and the
+    generator's state means the same thing whatever the number of processes (so a run can be
+    resumed with more or fewer of them).
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, device: torch.device, seed: int,
+                 rank: int = 0, world: int = 1):
+        if batch_size % world:  # the trainer says so to the user before any text is read
+            raise ValueError(f"batch_size {batch_size} is not a multiple of the {world} processes")
+        self.ids = ids  # (N,), possibly memory-mapped: read a window at a time, never as a whole
         self.batch_size, self.seq_length, self.device = batch_size, seq_length, device
+        share = batch_size // world
+        self.rows = slice(rank * share, (rank + 1) * share)
         self.generator = torch.Generator().manual_seed(seed)
-        self.offsets = torch.arange(seq_length + 1)  # (T+1,)
+        self.offsets = np.arange(seq_length + 1)  # (T+1,)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """x, y: (B, T) long tensors on the device; y is x shifted by one token."""
+        """x, y: (B/world, T) long tensors on the device; y is x shifted by one token."""
         starts = torch.randint(len(self.ids) - self.seq_length, (self.batch_size,), generator=self.generator)
-        window = self.ids[starts[:, None] + self.offsets].long()  # (B, T+1)
+        starts = starts[self.rows].numpy()  # (B/world,)
+        window = torch.from_numpy(self.ids[starts[:, None] + self.offsets].astype(np.int64))  # (B/world, T+1)
         window = window.to(self.device, non_blocking=True)
         return window[:, :-1], window[:, 1:]
 
@@ -59,9 +71,14 @@ class Batches:
         self.generator.set_state(state)
 
 
-def eval_windows(ids: np.ndarray, batch_size: int, seq_length: int, max_tokens: int):
-    """Fixed, non-overlapping (B, T+1) windows over the validation ids: the same every evaluation."""
+def eval_windows(ids: np.ndarray, batch_size: int, seq_length: int, max_tokens: int, rank: int = 0, world: int = 1):
+    """Fixed, non-overlapping (B, T+1) windows over the validation ids: the same every evaluation.
+    Under torchrun each process gets every world-th window; the sums over processes are the
+    sums one process would compute."""
     n = min((len(ids) - 1) // seq_length, max(1, max_tokens // seq_length))
-    data = torch.from_numpy(ids.astype(np.int64))
-    windows = torch.stack([data[i * seq_length : i * seq_length + seq_length + 1] for i in range(n)])  # (n, T+1)
-    return windows.split(batch_size)
+    mine = range(rank, n, world)
+    if not mine:
+        return ()
+    data = torch.from_numpy(np.asarray(ids[: n * seq_length + 1], dtype=np.int64))  # only what is read
+    windows = torch.stack([data[i * seq_length : i * seq_length + seq_length + 1] for i in mine])
+    return windows.split(batch_size)  # tuple of (b, T+1)

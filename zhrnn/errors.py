@@ -19,3 +19,12 @@ class CheckpointError(ZhrnnError):
 
 class ConfigError(ZhrnnError):
     """An option has a value that cannot work (negative length, top-p outside (0, 1], ...)."""
+
+
+class DistributedError(ZhrnnError):
+    """Processes of one torchrun training disagree or lost each other."""
+
+
+class PeerFailed(DistributedError):
+    """Another process failed and printed why; this one only stops (nothing to add)."""
+

@@ -1,0 +1,113 @@
+"""The encoded-text cache: prepared once, memory-mapped, reused only for the same bytes and options."""
+import logging
+
+import numpy as np
+import pytest
+
+from zhrnn import encoded
+from zhrnn.corpus import CorpusConfig
+from zhrnn.encoded import encode_corpus
+from zhrnn.errors import ConfigError, CorpusError
+from zhrnn.tokenizer import build_tokenizer
+
+from .conftest import POEMS
+
+
+def keep(built, info):
+    return built
+
+
+def prepare(path, cache, **options):
+    return encode_corpus([path], CorpusConfig(**options), "char", 1, None, keep, cache=cache)
+
+
+@pytest.fixture
+def count_reads(monkeypatch):
+    """How often the text itself is read (the cache spares exactly this)."""
+    reads = []
+    real = encoded.load_corpus
+
+    def counting(*args, **kwargs):
+        reads.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoded, "load_corpus", counting)
+    return reads
+
+
+def test_second_run_maps_the_cached_ids_without_reading_the_text(poems, tmp_path, count_reads):
+    first = prepare(poems, tmp_path / "cache")
+    second = prepare(poems, tmp_path / "cache")
+    assert len(count_reads) == 1 and not first.cached and second.cached
+    assert isinstance(second.ids, np.memmap) and second.ids.dtype == np.uint16
+    expected = build_tokenizer("".join("^" + line + "\n" for line in POEMS.splitlines()))
+    assert second.tokenizer.vocab == expected.vocab
+    assert np.array_equal(second.ids, expected.encode("".join("^" + line + "\n" for line in POEMS.splitlines())))
+    assert second.info == first.info and second.digest == first.digest
+
+
+def test_edited_text_or_other_options_prepare_again(poems, tmp_path, count_reads):
+    cache = tmp_path / "cache"
+    a = prepare(poems, cache)
+    poems.write_text(POEMS.replace("春", "秋"), encoding="utf-8")  # same name, same length, other bytes
+    b = prepare(poems, cache)
+    c = prepare(poems, cache, paragraphs="off")
+    assert len(count_reads) == 3
+    assert "秋" in b.tokenizer.index and "春" not in b.tokenizer.index and a.digest != b.digest
+    assert c.tokenizer.marker_id is None
+    assert len(list((cache / "encoded").iterdir())) == 3
+
+
+def test_the_vocabulary_chosen_decides_the_ids_file(poems, tmp_path, count_reads):
+    """A resumed or fine-tuned model encodes the same text in its own vocabulary."""
+    cache = tmp_path / "cache"
+    plain = prepare(poems, cache)
+    reversed_vocab = lambda built, info: type(built)([built.vocab[0], *reversed(built.vocab[1:])], built.marker)
+    other = encode_corpus([poems], CorpusConfig(), "char", 1, None, reversed_vocab, cache=cache)
+    assert not other.cached and len(count_reads) == 2
+    assert other.tokenizer.decode(other.ids.tolist()) == plain.tokenizer.decode(plain.ids.tolist())
+    assert encode_corpus([poems], CorpusConfig(), "char", 1, None, reversed_vocab, cache=cache).cached
+
+
+def test_a_damaged_cache_is_prepared_again(poems, tmp_path, count_reads, caplog):
+    cache = tmp_path / "cache"
+    expected = np.array(prepare(poems, cache).ids)  # a copy: the damage below is to the mapped file
+    (entry,) = (cache / "encoded").iterdir()
+    (entry / "corpus.json").write_text("{not json", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        again = prepare(poems, cache)
+    assert "is damaged" in caplog.text and len(count_reads) == 2
+    assert np.array_equal(again.ids, expected)
+    for ids in entry.glob("ids-*.npy"):
+        ids.write_bytes(b"\x93NUMPY garbage")
+    assert np.array_equal(prepare(poems, cache).ids, expected)
+
+
+def test_an_unwritable_cache_still_trains_from_memory(poems, tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        data = prepare(poems, blocker)
+    assert "cannot write the encoded text" in caplog.text
+    assert not isinstance(data.ids, np.memmap) and len(data.ids) == len(POEMS) + 4
+
+
+def test_a_missing_file_is_still_a_corpus_error(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        prepare(tmp_path / "missing.txt", tmp_path / "cache")
+
+
+def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZHRNN_CACHE", str(tmp_path / "z"))
+    assert encoded.cache_root() == tmp_path / "z"
+    monkeypatch.delenv("ZHRNN_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert encoded.cache_root() == tmp_path / "xdg" / "zhrnn"
+    assert encoded.cache_root(tmp_path / "given") == tmp_path / "given"
+
+
+def test_a_cache_shared_by_processes_must_be_writable(poems, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be", encoding="utf-8")
+    with pytest.raises(ConfigError, match="choose a writable --cache-dir"):
+        encode_corpus([poems], CorpusConfig(), "char", 1, None, keep, cache=blocker, shared=True)
