@@ -34,7 +34,7 @@ def _train_parser(sub) -> None:
     m.add_argument("--embedding-size", type=int, default=S, help="字向量维度 / embedding size (default 128)")
     m.add_argument("--dropout", type=float, default=S, help="dropout (default 0.1)")
     t = p.add_argument_group("训练 / training")
-    t.add_argument("--batch-size", type=int, default=S, help="批大小 / sequences per batch (default 32)")
+    t.add_argument("--batch-size", type=int, default=S, help="批大小, 多进程时为全局批 / sequences per batch, over all processes together (default 32)")
     t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
     t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="学习率 / peak learning rate (default 2e-3)")
     t.add_argument("--iter", dest="iters", type=int, default=S, help="训练步数 / training iterations (default 1000)")
