@@ -111,3 +111,14 @@ def test_a_cache_shared_by_processes_must_be_writable(poems, tmp_path):
     blocker.write_text("a file where the cache directory should be", encoding="utf-8")
     with pytest.raises(ConfigError, match="choose a writable --cache-dir"):
         encode_corpus([poems], CorpusConfig(), "char", 1, None, keep, cache=blocker, shared=True)
+
+
+def test_a_run_from_the_cache_repeats_the_warnings_of_reading_the_text(tmp_path, caplog):
+    path = tmp_path / "诗.txt"
+    path.write_text("床前明月光^疑是地上霜\n春眠不觉晓\n", encoding="utf-8")  # a '^' of the text's own
+    for run in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            data = prepare(path, tmp_path / "cache")
+        assert data.cached == (run == 1)
+        assert "the text has 1 '^' characters of its own" in caplog.text

@@ -128,6 +128,28 @@ def _write_once(path: Path, write: Callable[[object], None]) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+class _Warnings(logging.Handler):
+    """Collects what reading the text warns of (a guessed encoding, stray markers), so that a
+    run from the cache says it again."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.loggers = [logging.getLogger(name) for name in ("zhrnn.corpus", "zhrnn.tokenizer")]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        for logger in self.loggers:
+            logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        for logger in self.loggers:
+            logger.removeHandler(self)
+
+
 def _damaged(path: Path, e: Exception) -> None:
     """A cache file that cannot be read goes, so that it is written again (never over itself)."""
     log.warning("the cached %s is damaged (%s); preparing the text again", path, type(e).__name__)
@@ -154,6 +176,8 @@ def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
     except ValueError as e:
         _damaged(ids_path, e)
         return None
+    for message in meta.get("warnings", []):
+        log.warning("%s", message)
     return Encoded(ids, tokenizer, info, cached=True)
 
 
@@ -170,9 +194,10 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
         log.debug("encoded text from the cache %s", entry)
         return found
 
-    corpus = load_corpus(paths, corpus_cfg, labels=labels)
-    built = build_tokenizer(corpus.text, level, min_count=min_count, max_size=max_vocab,
-                            marker=corpus.marker, script=corpus.script, labels=corpus.labels)
+    with _Warnings() as warned:
+        corpus = load_corpus(paths, corpus_cfg, labels=labels)
+        built = build_tokenizer(corpus.text, level, min_count=min_count, max_size=max_vocab,
+                                marker=corpus.marker, script=corpus.script, labels=corpus.labels)
     info = CorpusInfo(chars=len(corpus.text), paragraphs=corpus.paragraphs, script=corpus.script,
                       marker=corpus.marker, fingerprint=corpus.fingerprint, labels=corpus.labels)
     tokenizer = choose(built, info)
@@ -182,7 +207,7 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
     try:
         entry.mkdir(parents=True, exist_ok=True)
         _write_once(ids_path, lambda f: np.save(f, ids))
-        meta = {"tokenizer": built.to_dict(), "info": asdict(info)}
+        meta = {"tokenizer": built.to_dict(), "info": asdict(info), "warnings": warned.messages}
         _write_once(entry / "corpus.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
     except OSError as e:
         if shared:
