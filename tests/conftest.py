@@ -26,10 +26,14 @@ def cli_options(options: dict) -> list[str]:
     return out
 
 
-def run_cli(*args, cwd, timeout=300, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "zhrnn", *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout, **kwargs)
+def cli_env(**extra) -> dict:
+    """The environment of a `python -m zhrnn` subprocess: this checkout, UTF-8 output."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8", **extra}
+
+
+def run_cli(*args, cwd, timeout=300, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "zhrnn", *map(str, args)], cwd=cwd, env=env or cli_env(),
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout, **kwargs)
 
 
 def assert_clean_error(proc, *fragments):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import POEMS, REPO, TINY, assert_clean_error, cli_options, run_cli
+from .conftest import POEMS, TINY, assert_clean_error, cli_env, cli_options, run_cli
 from zhrnn.data import Batches, eval_windows
 from zhrnn.launch import without_launch_options
 
@@ -28,7 +28,7 @@ OPTIONS = {**TINY, "val_fraction": 0.2, "save_freq": 20}  # dropout 0: the proce
 
 def env():
     # one thread each: 2 processes on a 2-core machine, and the single-process runs alike
-    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
+    return cli_env(OMP_NUM_THREADS="1")
 
 
 def torchrun(*args, cwd, nproc=2, timeout=300):
@@ -38,9 +38,8 @@ def torchrun(*args, cwd, nproc=2, timeout=300):
     return subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, encoding="utf-8", timeout=timeout)
 
 
-def zhrnn_train(*args, cwd, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "zhrnn", "train", *map(str, args)], cwd=cwd, env=env(),
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout, **kwargs)
+def zhrnn_train(*args, cwd, timeout=300):
+    return run_cli("train", *args, cwd=cwd, timeout=timeout, env=env())
 
 
 def curve(run_dir: Path) -> list[tuple[int, float, float]]:
