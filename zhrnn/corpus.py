@@ -121,47 +121,63 @@ def _looks_binary(text: str) -> bool:
     return controls > max(2, len(text[:100_000]) // 1000)
 
 
-def _legacy_decodings(data: bytes) -> list[tuple[float, str, str]]:
+def _decode_bytes(data: bytes, encoding: str, final: bool) -> str:
+    """final=False: data is the head of a longer file, so a character cut at its end is no error."""
+    if final:
+        return data.decode(encoding)
+    return codecs.getincrementaldecoder(encoding)().decode(data, final=False)
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of data announces, if any."""
+    return next((enc for bom, enc in _BOMS if data.startswith(bom)), None)
+
+
+def _legacy_decodings(data: bytes, final: bool = True) -> list[tuple[float, str, str]]:
     """(plausibility, encoding, text) for each legacy Chinese encoding that decodes the bytes, best first."""
     scored = []
     for enc in _LEGACY:
         try:
-            text = data.decode(enc)
+            text = _decode_bytes(data, enc, final)
         except UnicodeDecodeError:
             continue
         scored.append((_plausibility(text), enc, text))
     return sorted(scored, reverse=True)
 
 
-def decode(data: bytes, encoding: str | None = None, name: str = "input") -> tuple[str, str]:
-    """Decode file bytes; returns (text, encoding used). Refuses what it cannot read with confidence."""
+ENCODING_HINT = "pass --encoding (e.g. --encoding gbk, big5 or latin-1)"
+
+
+def decode(data: bytes, encoding: str | None = None, name: str = "input", final: bool = True) -> tuple[str, str]:
+    """Decode file bytes; returns (text, encoding used). Refuses what it cannot read with confidence.
+    final=False: data is only the head of the file (see stream.py), its last character may be cut."""
     if encoding:
         try:
-            return data.decode(encoding), encoding
+            return _decode_bytes(data, encoding, final), encoding
         except LookupError:
             raise ConfigError(f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as e:
             raise CorpusError(f"{name} is not valid {encoding} (byte {e.start}); check --encoding") from None
 
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(enc), enc
-            except UnicodeDecodeError as e:
-                raise CorpusError(f"{name} starts with a {enc} byte-order mark but has invalid bytes at {e.start}") from None
+    enc = bom_encoding(data)
+    if enc:
+        try:
+            return _decode_bytes(data, enc, final), enc
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{name} starts with a {enc} byte-order mark but has invalid bytes at {e.start}") from None
 
     if b"\x00" in data[:1_000_000]:
         raise CorpusError(f"{name} looks like a binary file (it contains NUL bytes), not text")
     # Valid UTF-8 is taken as UTF-8. GBK text is valid UTF-8 only by accident, with odds that fall
     # about threefold per character: a character or two (选 reads as ѡ), never a usable corpus.
     try:
-        return data.decode("utf-8"), "utf-8"
+        return _decode_bytes(data, "utf-8", final), "utf-8"
     except UnicodeDecodeError as e:
         utf8_error = e.start
 
-    scored = _legacy_decodings(data)
+    scored = _legacy_decodings(data, final)
 
-    hint = "pass --encoding (e.g. --encoding gbk, big5 or latin-1)"
+    hint = ENCODING_HINT
     if not scored:
         raise CorpusError(f"{name} is not UTF-8 (bad byte at {utf8_error}), GBK/GB18030 or Big5; {hint}")
     best, enc, text = scored[0]
@@ -230,14 +246,41 @@ def split_paragraphs(text: str, mode: str) -> list[str]:
     return [c.strip() for c in chunks if c.strip()]
 
 
+class MarkStats:
+    """What is_marked decides on, gathered a piece of the text at a time (pieces cut after a '\\n',
+    so that no line is split): the whole text need not be in memory."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+        self.lines = 0  # lines with more than whitespace
+        self.marked = 0  # of them, those that start with the marker
+        self.count = 0  # markers anywhere
+        self.first: str | None = None  # the text's first non-whitespace character
+
+    def add(self, piece: str) -> None:
+        for line in piece.split("\n"):
+            start = line.lstrip()
+            if start:
+                self.lines += 1
+                self.marked += start.startswith(self.marker)
+        self.count += piece.count(self.marker)
+        if self.first is None and piece.strip():
+            self.first = piece.lstrip()[0]
+
+    def is_marked(self) -> bool:
+        if not self.lines:
+            return False
+        # one line only: the same as "\n" not being in text.strip()
+        return self.marked >= 0.5 * self.lines or (
+            self.first == self.marker and self.count > 1 and self.lines < 2
+        )
+
+
 def is_marked(text: str, marker: str) -> bool:
     """True when the text already has the marker at (most) paragraph starts: then it is used as is."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    if not lines:
-        return False
-    return sum(line.lstrip().startswith(marker) for line in lines) >= 0.5 * len(lines) or (
-        text.lstrip().startswith(marker) and text.count(marker) > 1 and "\n" not in text.strip()
-    )
+    stats = MarkStats(marker)
+    stats.add(text)
+    return stats.is_marked()
 
 
 def add_markers(text: str, mode: str, marker: str) -> tuple[str, int]:
@@ -264,11 +307,18 @@ def is_label(ch: str) -> bool:
     return LABEL_BASE <= ord(ch[0]) <= LABEL_END if ch else False
 
 
-def attach_labels(marked: str, marker: str, min_count: int, known: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
-    """'^李白\t床前…' -> '^' + the label's token + '床前…'. Labels already `known` (from a checkpoint
-    being resumed or fine-tuned) keep their tokens; new ones seen min_count times get the next free."""
-    pattern = re.compile(f"(?m)^{re.escape(marker)}([^\t\n]*)\t")
-    counts = Counter(m.group(1).strip() for m in pattern.finditer(marked))
+def _label_pattern(marker: str) -> re.Pattern:
+    return re.compile(f"(?m)^{re.escape(marker)}([^\t\n]*)\t")
+
+
+def count_labels(marked: str, marker: str) -> Counter:
+    """Paragraphs per label in marked text (or in a piece of it cut after a '\\n')."""
+    return Counter(m.group(1).strip() for m in _label_pattern(marker).finditer(marked))
+
+
+def assign_labels(counts: Counter, min_count: int, known: dict[str, str] | None = None) -> dict[str, str]:
+    """Labels already `known` (from a checkpoint being resumed or fine-tuned) keep their tokens;
+    new ones seen min_count times get the next free."""
     labels = dict(known or {})
     code = max((ord(t) for t in labels.values()), default=LABEL_BASE - 1) + 1
     for label, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -278,8 +328,19 @@ def attach_labels(marked: str, marker: str, min_count: int, known: dict[str, str
             labels[label], code = chr(code), code + 1
     if not counts:
         log.warning("--labels: no paragraph starts with 'label<TAB>'; training without labels")
-    text = pattern.sub(lambda m: marker + labels.get(m.group(1).strip(), ""), marked)
-    return text, labels
+    return labels
+
+
+def substitute_labels(marked: str, marker: str, labels: dict[str, str]) -> str:
+    """'^李白\t床前…' -> '^' + the label's token + '床前…' (an unassigned label just goes)."""
+    return _label_pattern(marker).sub(lambda m: marker + labels.get(m.group(1).strip(), ""), marked)
+
+
+def attach_labels(marked: str, marker: str, min_count: int, known: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """'^李白\t床前…' -> '^' + the label's token + '床前…'. Labels already `known` (from a checkpoint
+    being resumed or fine-tuned) keep their tokens; new ones seen min_count times get the next free."""
+    labels = assign_labels(count_labels(marked, marker), min_count, known)
+    return substitute_labels(marked, marker, labels), labels
 
 
 def prepare(text: str, cfg: CorpusConfig, name: str = "the text", labels: dict[str, str] | None = None) -> Corpus:

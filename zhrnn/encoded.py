@@ -10,32 +10,52 @@ it again (jieba word mode takes minutes on a large corpus). The ids are opened w
 np.load(mmap_mode="r"): the processes of a torchrun training on one machine share one copy in
 the page cache, and none of them holds the whole text.
 
+Preparing never holds the whole text either (a 100-million-character corpus would take GBs as
+one string): stream.py prepares it chunk by chunk, one pass counts its tokens while writing a
+provisional id per token to a temporary file (at char level the code point, at word level a
+number per distinct word in first-seen order), and once the counts give the vocabulary, a second
+pass turns the provisional ids into the final ones. jieba cuts the chunks on all cores.
+
 The cache is $ZHRNN_CACHE, else $XDG_CACHE_HOME/zhrnn, else ~/.cache/zhrnn; deleting it is
 always safe.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 
-from .corpus import CorpusConfig, load_corpus, text_files
-from .data import encode_ids
+from .corpus import CorpusConfig, text_files
 from .errors import ConfigError, CorpusError
-from .tokenizer import Tokenizer, build_tokenizer
+from .stream import StreamedCorpus, split_lines, stream_corpus
+from .tokenizer import Tokenizer, cut_indexed, tokenizer_class
 
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when the prepared text or the id layout changes meaning
+
+# The one step that reads the text, and that a cache hit spares (the tests count its calls):
+# corpus.load_corpus, streamed.
+load_corpus = stream_corpus
+
+CODE_POINTS = 0x110000
+REMAP_IDS = 1 << 22  # provisional ids turned into final ones at a time (16 MB of them)
+WORD_CHUNK_CHARS = 1 << 20  # characters jieba cuts per task: a worker holds a few times this in words
+POOL_MIN_BYTES = 1 << 20  # a smaller text is cut in this process: starting workers would cost more
+MAX_WORKERS = 8  # each holds jieba's dictionary and imports torch (~350 MB): memory stays bounded on big hosts
 
 
 def cache_root(explicit: str | Path | None = None) -> Path:
@@ -135,7 +155,7 @@ class _Warnings(logging.Handler):
     def __init__(self):
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
-        self.loggers = [logging.getLogger(name) for name in ("zhrnn.corpus", "zhrnn.tokenizer")]
+        self.loggers = [logging.getLogger(name) for name in ("zhrnn.corpus", "zhrnn.stream", "zhrnn.tokenizer")]
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
@@ -181,6 +201,159 @@ def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
     return Encoded(ids, tokenizer, info, cached=True)
 
 
+# --- counting the tokens ----------------------------------------------------------------------
+
+
+def _workers(text_bytes: int) -> int:
+    """Processes to cut words with: every core this process may use, unless the text is small."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, MAX_WORKERS) if text_bytes >= POOL_MIN_BYTES else 1
+
+
+def _cut_words(chunks: Iterable[str], workers: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """cut_indexed of each part of the text, in order. With several workers, a few parts are
+    in flight at a time, so memory stays bounded whatever the text's length."""
+    parts = (part for chunk in chunks for part in split_lines(chunk, WORD_CHUNK_CHARS))
+    if workers < 2:
+        yield from map(cut_indexed, parts)
+        return
+    # spawn: no copy of this process (torch, maybe threads) in the workers, on every platform
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending = collections.deque()
+        for part in parts:
+            pending.append(pool.apply_async(cut_indexed, (part,)))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+class _CharCounts:
+    """Char level: the provisional id of a character is its code point."""
+
+    def __init__(self, chunks: Iterable[str], out: BinaryIO):
+        self.counts = np.zeros(CODE_POINTS, dtype=np.int64)
+        for chunk in chunks:
+            codes = chunk.encode("utf-32-le", errors="surrogatepass")  # already the uint32 code points
+            self.counts += np.bincount(np.frombuffer(codes, dtype=np.uint32), minlength=CODE_POINTS)
+            out.write(codes)
+
+    def tokens(self) -> Counter:
+        return Counter({chr(c): int(self.counts[c]) for c in np.flatnonzero(self.counts)})
+
+    def mapping(self, tokenizer: Tokenizer) -> "_Expansion":
+        if tokenizer.level != "char":  # its ids would need the text cut into words
+            raise ConfigError(f"the model is {tokenizer.level}-level; train it with --level {tokenizer.level}")
+        table = np.full(CODE_POINTS, tokenizer.unk_id, dtype=np.int64)
+        for token, i in tokenizer.index.items():
+            if i != tokenizer.unk_id:
+                table[ord(token)] = i
+        return _Expansion(table, np.ones(CODE_POINTS, dtype=np.int64), self.counts)
+
+
+class _WordCounts:
+    """Word level: the provisional id of a word is the order in which it was first seen."""
+
+    def __init__(self, chunks: Iterable[str], out: BinaryIO, workers: int):
+        ids: dict[str, int] = {}
+        counts = np.zeros(1 << 16, dtype=np.int64)
+        for words, index in _cut_words(chunks, workers):
+            local = np.fromiter((ids.setdefault(w, len(ids)) for w in words), dtype=np.int64, count=len(words))
+            if len(ids) > len(counts):
+                counts = np.concatenate([counts, np.zeros(max(len(ids), len(counts)), dtype=np.int64)])
+            counts[local] += np.bincount(index, minlength=len(words))  # local holds distinct ids
+            out.write(local.astype(np.uint32)[index].tobytes())
+        self.words, self.counts = list(ids), counts[: len(ids)]
+
+    def tokens(self) -> Counter:
+        return Counter(dict(zip(self.words, self.counts.tolist())))
+
+    def mapping(self, tokenizer: Tokenizer) -> "_Expansion":
+        """As WordTokenizer.encode: a word in the vocabulary is its id, any other is spelled out."""
+        index, unk = tokenizer.index, tokenizer.unk_id
+        flat, lengths = [], np.empty(len(self.words), dtype=np.int64)
+        for p, word in enumerate(self.words):
+            i = index.get(word)
+            ids = [i] if i is not None else [index.get(ch, unk) for ch in word]
+            flat.extend(ids)
+            lengths[p] = len(ids)
+        return _Expansion(np.array(flat, dtype=np.int64), lengths, self.counts)
+
+
+class _Expansion:
+    """Provisional id -> the final ids it becomes (one, or a word's characters)."""
+
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray, counts: np.ndarray):
+        self.flat, self.lengths = flat, lengths
+        self.starts = np.cumsum(lengths) - lengths  # where each provisional id's ids begin in flat
+        self.simple = bool((lengths == 1).all())
+        self.total = int(counts @ lengths)  # final ids of the whole text
+
+    def __call__(self, provisional: np.ndarray) -> np.ndarray:
+        if self.simple:
+            return self.flat[provisional]
+        lengths = self.lengths[provisional]
+        ends = np.cumsum(lengths)
+        # output position j of a token whose ids start at output position e reads flat[start + j - e]
+        shift = np.repeat(self.starts[provisional] - (ends - lengths), lengths)
+        return self.flat[shift + np.arange(len(shift))]
+
+
+def _remapped(provisional: Path, expand: _Expansion) -> Iterator[np.ndarray]:
+    with open(provisional, "rb") as f:
+        for block in iter(lambda: f.read(4 * REMAP_IDS), b""):
+            yield expand(np.frombuffer(block, dtype=np.uint32))
+
+
+def _write_npy(f: BinaryIO, ids: Iterable[np.ndarray], length: int, dtype) -> None:
+    """An .npy file (as np.save writes it) of ids that arrive in chunks, never all in memory."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (length,)}
+    np.lib.format.write_array_header_1_0(f, header)
+    written = 0
+    for chunk in ids:
+        f.write(chunk.astype(dtype).tobytes())
+        written += len(chunk)
+    if written != length:
+        raise RuntimeError(f"wrote {written} ids where the counts promised {length}")
+
+
+def _in_memory(ids: Iterable[np.ndarray], length: int, dtype) -> np.ndarray:
+    out, at = np.empty(length, dtype=dtype), 0
+    for chunk in ids:
+        out[at : at + len(chunk)] = chunk
+        at += len(chunk)
+    return out
+
+
+# --- preparing -------------------------------------------------------------------------------
+
+
+def _unwritable(entry: Path, e: OSError) -> ConfigError:
+    return ConfigError(f"cannot write the encoded text to {entry} ({e.strerror or e}); the processes of a "
+                       "torchrun training share it from there: choose a writable --cache-dir")
+
+
+def _workspace(entry: Path, shared: bool) -> tuple[tempfile.TemporaryDirectory, OSError | None]:
+    """Where the temporary files go (removed when done, or on failure): inside the entry, so that
+    they share its filesystem; else in the system's temporary directory, with the error that
+    keeps the entry from being written."""
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=".prepare-", dir=entry, ignore_cleanup_errors=True), None
+    except OSError as e:
+        if shared:  # fail before minutes of preparing, not after
+            raise _unwritable(entry, e) from None
+        return tempfile.TemporaryDirectory(prefix="zhrnn-prepare-", ignore_cleanup_errors=True), e
+
+
+def _count(corpus: StreamedCorpus, level: str, provisional: Path) -> _CharCounts | _WordCounts:
+    """One pass over the prepared text: token counts, and the provisional ids written to a file."""
+    with open(provisional, "wb") as out:
+        if level == "char":
+            return _CharCounts(corpus.chunks(), out)
+        return _WordCounts(corpus.chunks(), out, _workers(corpus.size))
+
+
 def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, max_vocab: int | None,
                   choose: Choose, labels: dict[str, str] | None = None, cache: str | Path | None = None,
                   shared: bool = False) -> Encoded:
@@ -194,26 +367,32 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
         log.debug("encoded text from the cache %s", entry)
         return found
 
-    with _Warnings() as warned:
-        corpus = load_corpus(paths, corpus_cfg, labels=labels)
-        built = build_tokenizer(corpus.text, level, min_count=min_count, max_size=max_vocab,
-                                marker=corpus.marker, script=corpus.script, labels=corpus.labels)
-    info = CorpusInfo(chars=len(corpus.text), paragraphs=corpus.paragraphs, script=corpus.script,
-                      marker=corpus.marker, fingerprint=corpus.fingerprint, labels=corpus.labels)
-    tokenizer = choose(built, info)
-    ids = encode_ids(corpus.text, tokenizer)
-    del corpus
-    ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
-    try:
-        entry.mkdir(parents=True, exist_ok=True)
-        _write_once(ids_path, lambda f: np.save(f, ids))
-        meta = {"tokenizer": built.to_dict(), "info": asdict(info), "warnings": warned.messages}
-        _write_once(entry / "corpus.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
-    except OSError as e:
-        if shared:
-            raise ConfigError(f"cannot write the encoded text to {entry} ({e.strerror or e}); the processes of a "
-                              "torchrun training share it from there: choose a writable --cache-dir") from None
+    cls = tokenizer_class(level)
+    workspace, unwritable = _workspace(entry, shared)
+    with workspace as tmp:
+        spool, provisional = Path(tmp) / "text.utf8", Path(tmp) / "provisional.u32"
+        with _Warnings() as warned:
+            corpus = load_corpus(paths, corpus_cfg, labels, spool)
+            counted = _count(corpus, level, provisional)
+            built = cls.from_counts(counted.tokens(), min_count=min_count, max_size=max_vocab, marker=corpus.marker,
+                                    script=corpus.script, labels=corpus.labels)
+        spool.unlink()  # its disk space, before the ids are written
+        info = CorpusInfo(chars=corpus.chars, paragraphs=corpus.paragraphs, script=corpus.script,
+                          marker=corpus.marker, fingerprint=corpus.fingerprint, labels=corpus.labels)
+        tokenizer = choose(built, info)
+        expand = counted.mapping(tokenizer)
+        dtype = np.uint16 if len(tokenizer) < 2**16 else np.uint32
+        ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
+        if unwritable is None:
+            try:
+                _write_once(ids_path, lambda f: _write_npy(f, _remapped(provisional, expand), expand.total, dtype))
+                meta = {"tokenizer": built.to_dict(), "info": asdict(info), "warnings": warned.messages}
+                _write_once(entry / "corpus.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
+                return Encoded(np.load(ids_path, mmap_mode="r"), tokenizer, info)
+            except OSError as e:
+                if shared:
+                    raise _unwritable(entry, e) from None
+                unwritable = e
         log.warning("cannot write the encoded text to %s (%s); it stays in memory and is prepared again next time",
-                    entry, e.strerror or e)
-        return Encoded(ids, tokenizer, info)
-    return Encoded(np.load(ids_path, mmap_mode="r"), tokenizer, info)
+                    entry, unwritable.strerror or unwritable)
+        return Encoded(_in_memory(_remapped(provisional, expand), expand.total, dtype), tokenizer, info)

@@ -102,7 +102,14 @@ class CharTokenizer(Tokenizer):
     @classmethod
     def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
               script: str = "unknown", labels: dict[str, str] | None = None):
-        return cls(cls._ordered(Counter(text), min_count, max_size, marker, labels), marker, script, labels)
+        return cls.from_counts(Counter(text), min_count, max_size, marker, script, labels)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
+                    script: str = "unknown", labels: dict[str, str] | None = None):
+        """From how often each character occurs: what build needs of the text, so that a text
+        counted a chunk at a time gets the same vocabulary."""
+        return cls(cls._ordered(counts, min_count, max_size, marker, labels), marker, script, labels)
 
     CHUNK = 1 << 22  # characters encoded at a time: bounds the temporary arrays on huge texts
 
@@ -144,8 +151,18 @@ class WordTokenizer(Tokenizer):
     @classmethod
     def build(cls, text: str, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
               script: str = "unknown", labels: dict[str, str] | None = None, word_min_count: int = 3):
-        words = Counter(w for w in cls._cut(text) if len(w) > 1 and (not marker or marker not in w))
-        chars = Counter(text)
+        return cls.from_counts(Counter(cls._cut(text)), min_count, max_size, marker, script, labels, word_min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int | None = None, marker: str | None = "^",
+                    script: str = "unknown", labels: dict[str, str] | None = None, word_min_count: int = 3):
+        """From how often each jieba word occurs, all of them: together they spell the whole text
+        (jieba drops nothing), so they also give each character's count."""
+        words = Counter({w: n for w, n in counts.items() if len(w) > 1 and (not marker or marker not in w)})
+        chars = Counter()
+        for word, n in counts.items():
+            for ch in word:
+                chars[ch] += n
         # Characters first (so none is crowded out by words when max_size cuts), then words.
         char_vocab = cls._ordered(chars, min_count, max_size, marker, labels)
         room = None if max_size is None else max(0, max_size - len(char_vocab))
@@ -163,7 +180,23 @@ class WordTokenizer(Tokenizer):
         return np.array(ids, dtype=np.uint32)
 
 
-def build_tokenizer(text: str, level: str = "char", **kwargs) -> Tokenizer:
+def tokenizer_class(level: str) -> type[Tokenizer]:
     if level not in LEVELS:
         raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
-    return (CharTokenizer if level == "char" else WordTokenizer).build(text, **kwargs)
+    return CharTokenizer if level == "char" else WordTokenizer
+
+
+def build_tokenizer(text: str, level: str = "char", **kwargs) -> Tokenizer:
+    return tokenizer_class(level).build(text, **kwargs)
+
+
+def cut_indexed(text: str) -> tuple[list[str], np.ndarray]:
+    """text's jieba words as (its distinct words in first-seen order, (n,) uint32 index of each word
+    among them): a worker process sends this back instead of a list of millions of strings.
+    Top-level, so that a 'spawn' or 'forkserver' pool can run it."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    index: dict[str, int] = {}
+    ids = [index.setdefault(word, len(index)) for word in jieba.cut(text, HMM=True)]
+    return list(index), np.array(ids, dtype=np.uint32)

@@ -1,0 +1,198 @@
+"""Preparing the text a chunk at a time gives exactly what the whole-text path gives.
+
+The chunk sizes are shrunk to a few dozen bytes, so that chunk edges fall inside paragraphs,
+inside '\\r\\n' pairs and inside multi-byte characters (UTF-8 and GBK alike); the reference is
+corpus.load_corpus + tokenizer.build + encode on the whole text (the path used before streaming).
+"""
+import logging
+
+import numpy as np
+import pytest
+
+from zhrnn import encoded, stream
+from zhrnn.corpus import CorpusConfig, load_corpus
+from zhrnn.encoded import CorpusInfo, encode_corpus
+from zhrnn.errors import ConfigError, CorpusError
+from zhrnn.tokenizer import CharTokenizer, WordTokenizer, build_tokenizer
+
+POEMS = ["床前明月光，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。",
+         "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。", "千山鸟飞绝，万径人踪灭。孤舟蓑笠翁，独钓寒江雪。",
+         "我們今天去學校上課，老師說明天要考試。", "大家都很緊張，但是我覺得沒問題！"]
+POETS = ["李白", "杜甫", "李白", "杜甫", "李白", "王维"]  # 王维 under --label-min-count 10 (8 times)
+
+
+def lines(labelled: bool, marked: bool) -> list[str]:
+    out = []
+    for i, poem in enumerate(POEMS * 3):
+        line = f"{POETS[i % len(POETS)]}\t{poem}" if labelled else poem
+        out.append(("^" if marked else "　　") + line)
+        if i % 3 == 2:
+            out.append("　" if i % 2 else "")  # blank lines (one with full-width space) part paragraphs
+    return out
+
+
+def write_corpus(root, labelled=False, marked=False):
+    """Three files that together touch every joint: CRLF with a '\\r' at the very end (the '\\n'
+    joining the next file completes it), a stray marker, an emoji, GBK, a BOM, no final newline."""
+    text = lines(labelled, marked)
+    root.mkdir()
+    a = "\r\n".join(text) + "\r"
+    if not marked:
+        a = a.replace("黄河入海流", "黄河^入海流 😀")
+    (root / "a.txt").write_bytes(a.encode("utf-8"))
+    (root / "b.txt").write_bytes("\n".join(text[::-1]).encode("gbk"))
+    (root / "c.txt").write_bytes("\n".join(text[1::2]).encode("utf-8-sig"))
+    return root
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 37)  # never a whole character's multiple in UTF-8 or GBK
+    monkeypatch.setattr(stream, "DETECT_BYTES", 301)  # a file's head: still enough to tell GBK from Big5
+    monkeypatch.setattr(encoded, "WORD_CHUNK_CHARS", 45)
+    monkeypatch.setattr(encoded, "REMAP_IDS", 13)
+
+
+def keep(built, info):
+    return built
+
+
+def warnings_of(caplog, run):
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        result = run()
+    return result, [r.getMessage() for r in caplog.records if r.name.startswith("zhrnn")]
+
+
+def reference(path, cfg, level, chosen=None):
+    """The whole-text path: one string, built and encoded at once."""
+    corpus = load_corpus(path, cfg)
+    built = build_tokenizer(corpus.text, level, marker=corpus.marker, script=corpus.script, labels=corpus.labels)
+    info = CorpusInfo(chars=len(corpus.text), paragraphs=corpus.paragraphs, script=corpus.script,
+                      marker=corpus.marker, fingerprint=corpus.fingerprint, labels=corpus.labels)
+    tokenizer = chosen(built, info) if chosen else built
+    return built, tokenizer.encode(corpus.text), info
+
+
+def assert_same(path, cfg, level, tmp_path, caplog, chosen=keep):
+    (built, ids, info), old_warnings = warnings_of(caplog, lambda: reference(path, cfg, level, chosen))
+    new, new_warnings = warnings_of(caplog, lambda: encode_corpus([path], cfg, level, 1, None, chosen,
+                                                                  cache=tmp_path / "cache"))
+    assert new.info == info
+    assert np.array_equal(new.ids, ids) and new.ids.dtype == np.uint16
+    assert new.tokenizer.to_dict() == chosen(built, info).to_dict()
+    assert new_warnings == old_warnings
+    return new
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("paragraphs", ["line", "blank", "off"])
+@pytest.mark.parametrize("convert", [None, "t2s"])
+def test_tiny_chunks_prepare_the_same_ids_vocabulary_and_info(tmp_path, caplog, tiny_chunks, level, paragraphs, convert):
+    path = write_corpus(tmp_path / "text")
+    new = assert_same(path, CorpusConfig(paragraphs=paragraphs, convert=convert), level, tmp_path, caplog)
+    assert new.info.chars > 5 * stream.CHUNK_BYTES  # many chunks, so many edges
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("paragraphs", ["line", "blank"])
+def test_labels_counted_over_the_whole_text(tmp_path, caplog, tiny_chunks, level, paragraphs):
+    path = write_corpus(tmp_path / "text", labelled=True)
+    min_count = 10 if paragraphs == "line" else 2  # blank: only a paragraph's first line has its label read
+    cfg = CorpusConfig(paragraphs=paragraphs, labels=True, label_min_count=min_count)
+    new = assert_same(path, cfg, level, tmp_path, caplog)
+    assert "李白" in new.info.labels
+    assert paragraphs == "blank" or "王维" not in new.info.labels  # 8 times, under min_count
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_an_already_marked_text_is_used_as_is(tmp_path, caplog, tiny_chunks, level):
+    path = write_corpus(tmp_path / "text", marked=True)
+    new = assert_same(path, CorpusConfig(normalize="NFKC"), level, tmp_path, caplog)
+    markers = sum(f.read_bytes().decode("gbk" if f.name == "b.txt" else "utf-8-sig").count("^") for f in path.iterdir())
+    assert new.info.paragraphs == markers > 30  # the markers of the text, counted over all chunks
+
+
+def test_word_level_through_the_worker_pool_equals_in_process(tmp_path, tiny_chunks, monkeypatch):
+    path = write_corpus(tmp_path / "text")
+    alone = encode_corpus([path], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "alone")
+    pools = []
+    real = encoded.multiprocessing.get_context
+    monkeypatch.setattr(encoded.multiprocessing, "get_context", lambda *a: pools.append(a) or real(*a))
+    monkeypatch.setattr(encoded, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(encoded, "_workers", lambda size: 2)
+    pooled = encode_corpus([path], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "pooled")
+    assert pools == [("spawn",)]
+    assert np.array_equal(pooled.ids, alone.ids)
+    assert pooled.tokenizer.vocab == alone.tokenizer.vocab and pooled.info == alone.info
+
+
+def test_another_char_vocabulary_chosen_remaps_the_ids(tmp_path, caplog, tiny_chunks):
+    """A resumed model's vocabulary: other ids, and a character it lacks becomes <unk>."""
+    def reordered(built, info):
+        vocab = [t for t in built.vocab if t != "霜"]
+        return CharTokenizer([vocab[0], *reversed(vocab[1:]), "龘"], built.marker)
+
+    new = assert_same(write_corpus(tmp_path / "text"), CorpusConfig(), "char", tmp_path, caplog, chosen=reordered)
+    assert 0 in set(new.ids.tolist())  # 霜, as <unk>
+
+
+def test_a_word_vocabulary_without_some_words_spells_them_out(tmp_path, caplog, tiny_chunks):
+    """A fine-tuned base that lacks words of this text: those become their characters (more ids
+    than the text's own vocabulary gives), and a character it lacks becomes <unk>."""
+    def fewer_words(built, info):
+        dropped = {t for t in built.vocab if len(t) > 1 and t != "<unk>"}
+        dropped = set(sorted(dropped)[::2]) | {"霜"}
+        return WordTokenizer([t for t in built.vocab if t not in dropped], built.marker, built.script)
+
+    path = write_corpus(tmp_path / "text")
+    own = encode_corpus([path], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "own")
+    new = assert_same(path, CorpusConfig(), "word", tmp_path, caplog, chosen=fewer_words)
+    assert len(new.ids) > len(own.ids)
+    assert new.tokenizer.decode(new.ids).replace("<unk>", "霜") == own.tokenizer.decode(own.ids)
+
+
+def test_a_word_vocabulary_for_char_level_ids_is_refused(tmp_path):
+    path = write_corpus(tmp_path / "text")
+    words = lambda built, info: WordTokenizer(built.vocab, built.marker)
+    with pytest.raises(ConfigError, match="word-level"):
+        encode_corpus([path], CorpusConfig(), "char", 1, None, words, cache=tmp_path / "cache")
+
+
+def test_bad_bytes_past_the_head_give_the_same_one_line_error(tmp_path, tiny_chunks):
+    path = tmp_path / "bad.txt"
+    path.write_bytes("\n".join(POEMS * 20).encode("utf-8") + b"\xff" + "尾".encode("utf-8"))
+    cfg = CorpusConfig(encoding="utf-8")
+    with pytest.raises(CorpusError) as old:
+        load_corpus(path, cfg)
+    with pytest.raises(CorpusError) as new:
+        encode_corpus([path], cfg, "char", 1, None, keep, cache=tmp_path / "cache")
+    assert str(new.value) == str(old.value) and "\n" not in str(new.value)
+    with pytest.raises(CorpusError, match=r"is not valid utf-8 at byte \d+, though its first 301 bytes"):
+        encode_corpus([path], CorpusConfig(), "char", 1, None, keep, cache=tmp_path / "cache")
+
+
+def test_temporary_files_go_when_done_and_on_failure(tmp_path, tiny_chunks):
+    text = write_corpus(tmp_path / "text")
+    done = encode_corpus([text], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "cache")
+    (entry,) = (tmp_path / "cache" / "encoded").iterdir()
+    assert sorted(p.name for p in entry.iterdir()) == ["corpus.json", f"ids-{encoded.vocab_digest(done.tokenizer)}.npy"]
+    (text / "d.txt").write_bytes(b"PK\x03\x04\x00\x00")  # a binary file, read after the others
+    with pytest.raises(CorpusError, match="binary"):
+        encode_corpus([text], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "cache")
+    for entry in (tmp_path / "cache" / "encoded").iterdir():
+        assert not [p for p in entry.iterdir() if p.name.startswith(".")]
+
+
+def test_no_chunk_holds_the_whole_text(tmp_path, tiny_chunks, monkeypatch):
+    sizes = []
+    real = stream.StreamedCorpus.chunks
+
+    def measured(self):
+        for chunk in real(self):
+            sizes.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(stream.StreamedCorpus, "chunks", measured)
+    data = encode_corpus([write_corpus(tmp_path / "text")], CorpusConfig(), "char", 1, None, keep, cache=tmp_path / "c")
+    assert sum(sizes) == data.info.chars and max(sizes) < 100  # a line or two at a time
