@@ -1,5 +1,6 @@
 """Decoding strategies, poem forms, acrostics, stop rules, streaming, scoring, interactive mode."""
 import io
+import math
 import re
 
 import pytest
@@ -68,7 +69,8 @@ def test_repetition_penalty_shrinks_recent_characters_but_not_punctuation(model)
     spring, sleep, comma, other = tok.index["春"], tok.index["眠"], tok.index["，"], tok.index["床"]
     logits[0, [spring, sleep, comma, other]] = torch.tensor([4.0, -4.0, 4.0, 4.0])
     out = dec.process(logits, [0])[0]
-    assert out[spring] == 2.0 and out[sleep] == -8.0  # seen: positive halved, negative doubled
+    # seen: the probability halved, whatever the logit's sign (so also for log-probabilities)
+    assert out[spring] == pytest.approx(4.0 - math.log(2)) and out[sleep] == pytest.approx(-4.0 - math.log(2))
     assert out[comma] == 4.0 and out[other] == 4.0  # punctuation exempt; unseen untouched
     assert out[tok.unk_id] == float("-inf")
 

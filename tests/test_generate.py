@@ -84,3 +84,50 @@ def test_simplified_seed_finds_a_traditional_models_characters(tmp_path):
     assert model.tokenizer.script == "traditional"
     assert model.generate("选", 7, greedy=True) == "選擇自己的路。"
     assert model.generate("国家", 7, greedy=True) == "國家興旺發達。"
+
+
+def test_each_new_character_costs_one_step_the_prefix_is_never_run_again(model):
+    """The hidden state is carried: after priming with the whole start, every forward pass
+    feeds one token per stream."""
+    shapes = []
+    forward = model.model.forward
+    model.model.forward = lambda idx, hidden=None, **kw: (shapes.append(tuple(idx.shape)), forward(idx, hidden, **kw))[1]
+    try:
+        texts = model.generate_many(3, start="床前明", length=40, seed=1, no_repeat_ngram=0)
+    finally:
+        del model.model.forward
+    assert all(len(t) == 40 for t in texts)
+    assert shapes[0] == (3, 4)  # '^' + the start text, once
+    assert set(shapes[1:]) == {(3, 1)}  # then one token a step
+    assert 40 - 3 - 1 <= len(shapes) - 1 < 2 * 40  # a step per new character (markers show as nothing)
+
+
+def test_int8_weights_sample_the_same_memorised_text(trained):
+    full, small = zhrnn.load(trained.run_dir), zhrnn.load(trained.run_dir, int8=True)
+    assert any("quantized" in type(m).__module__ for m in small.model.modules())
+    x = torch.tensor([[1] + small.tokenizer.encode("床前明月光").tolist()])
+    with torch.no_grad():
+        a, b = full.model(x)[0].log_softmax(-1), small.model(x)[0].log_softmax(-1)
+    assert (a.exp() - b.exp()).abs().max() < 0.05  # the distributions barely move
+    for line in ["床前明月光，疑是地上霜。", "春眠不觉晓，处处闻啼鸟。"]:
+        assert small.generate(start=line[0], length=len(line), greedy=True) == line
+
+
+def test_int8_is_refused_off_the_cpu(trained):
+    if torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--int8"):
+            zhrnn.load(trained.run_dir, device="cuda", int8=True)
+    else:
+        with pytest.raises(ConfigError, match="CUDA"):
+            zhrnn.load(trained.run_dir, device="cuda", int8=True)
+
+
+def test_draw_follows_the_distribution_and_never_picks_an_impossible_token():
+    from zhrnn.generate import draw
+
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0]]).expand(20000, 5)  # 20,000 streams, one draw each
+    tokens = draw(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(tokens, minlength=5).double() / len(tokens)
+    assert counts[1] == 0 and counts[4] == 0  # probability 0, also the last token
+    torch.testing.assert_close(counts, probs[0].double(), atol=0.015, rtol=0)
+    assert torch.equal(tokens, draw(probs, torch.Generator().manual_seed(0)))  # a seed repeats

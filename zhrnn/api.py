@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, shipped
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .generate import SampleConfig, sample
-from .model import CharRNN, ModelConfig, resolve_device
+from .model import CharRNN, ModelConfig, quantize_int8, resolve_device
 from .tokenizer import Tokenizer
 from .train import train as _train
 
@@ -27,17 +27,21 @@ class TextModel:
         self.path = path
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | torch.device = "cpu") -> "TextModel":
+    def from_checkpoint(cls, path, device: str | torch.device = "cpu", int8: bool = False) -> "TextModel":
+        """int8: sample with int8 weights (CPU only; see model.quantize_int8)."""
+        device = resolve_device(device)
+        if int8 and device.type != "cpu":
+            raise ConfigError("--int8 is for sampling on the CPU; leave it out on a GPU")
         path = checkpoint.resolve(shipped.resolve(path))
         state = checkpoint.load(path)
         try:
             tokenizer = Tokenizer.from_dict(state["tokenizer"])
-            model = CharRNN(ModelConfig(**state["model_config"]))
+            model = CharRNN(ModelConfig.from_dict(state["model_config"]))
             model.load_state_dict(state["model"])
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
         info = {k: state.get(k) for k in ("step", "best_val_bpc", "corpus", "train_config", "corpus_config")}
-        return cls(model.to(resolve_device(device)), tokenizer, info, path)
+        return cls(quantize_int8(model) if int8 else model.to(device), tokenizer, info, path)
 
     @property
     def device(self) -> torch.device:
@@ -58,14 +62,14 @@ class TextModel:
         return self.generate_many(1, start, length, **options)[0]
 
 
-def load(path=None, device: str | torch.device = "cpu") -> TextModel:
+def load(path=None, device: str | torch.device = "cpu", int8: bool = False) -> TextModel:
     """Load a checkpoint file, a run directory or a shipped model by name (唐诗, 宋词); with no
     path, the newest run under ./runs, or the shipped 唐诗 when there is none."""
     if path is None:
         path = checkpoint.latest() or shipped.find(shipped.DEFAULT)
         if path is None:
             raise CheckpointError("no model under ./runs and no shipped model installed; train one (zhrnn train FILE)")
-    return TextModel.from_checkpoint(path, device)
+    return TextModel.from_checkpoint(path, device, int8)
 
 
 def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
@@ -73,7 +77,11 @@ def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
 
     Options are those of `zhrnn train` with underscores: cell, num_layers, hidden_size,
     embedding_size, dropout, batch_size, seq_length, learning_rate, iters, save_freq, level,
-    convert, paragraphs, out_dir, seed, device, ...
+    convert, paragraphs, out_dir, seed, device, output, ...
+
+    level="word" on a text of 1 MB or more cuts it with jieba in worker processes, which Python
+    starts by importing your script again: keep the script's work under
+    `if __name__ == "__main__":`.
     """
     result = _train(corpus, resume=resume, progress=progress, **options)
     return TextModel.from_checkpoint(result.checkpoint)

@@ -33,6 +33,11 @@ def _train_parser(sub) -> None:
     m.add_argument("--hidden-size", "--hidden_size", type=int, default=S, help="隐藏层大小 / hidden units per layer (default 256)")
     m.add_argument("--embedding-size", type=int, default=S, help="字向量维度 / embedding size (default 128)")
     m.add_argument("--dropout", type=float, default=S, help="dropout (default 0.1)")
+    m.add_argument("--output", choices=["auto", "full", "adaptive"], default=S,
+                   help="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍 / output layer: full softmax, or adaptive "
+                        "(2-5x faster training on 5-10k character vocabularies); default auto: adaptive from 2,000 tokens")
+    m.add_argument("--cutoffs", type=_cutoffs, default=S, metavar="N,N,...",
+                   help="自适应 softmax 的分界 / where the adaptive output's head and clusters end (default 1000,3000,10000,30000 below the vocabulary size)")
     t = p.add_argument_group("训练 / training")
     t.add_argument("--batch-size", type=int, default=S, help="批大小, 多进程时为全局批 / sequences per batch, over all processes together (default 32)")
     t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
@@ -96,6 +101,7 @@ def _sample_parser(sub) -> None:
     p.add_argument("--stream", action="store_true", help="边生成边输出 / print character by character")
     p.add_argument("--convert", default=None, help="输出转换 / convert the output: t2s (to Simplified), s2t (to Traditional), ...")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
+    p.add_argument("--int8", action="store_true", help="int8 权重, CPU 上采样更快 / int8 weights: faster sampling on the CPU")
     _decoding_options(p)
     f = p.add_argument_group("诗体 / poem forms")
     f.add_argument("--form", default=S, help="五言绝句 | 七言绝句 | 五言律诗 | 七言律诗 | 词牌名如 水调歌头, 或模板如 □□□□□，□□□□□。/ "
@@ -104,6 +110,13 @@ def _sample_parser(sub) -> None:
     f.add_argument("--rhyme", action="store_true", default=S,
                    help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
     p.set_defaults(func=cmd_sample)
+
+
+def _cutoffs(value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of token counts: {value!r}") from None
 
 
 def _temperatures(value: str):
@@ -264,7 +277,7 @@ def cmd_sample(args) -> int:
     from . import script
     from .api import load
 
-    model = load(args.model, device=args.device)
+    model = load(args.model, device=args.device, int8=args.int8)
     if args.model is None:  # say which model was chosen: the newest run, or the shipped 唐诗
         log.info("model: %s", model.path)
     options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}

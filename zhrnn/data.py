@@ -1,4 +1,4 @@
-"""Encoded corpus -> train/validation ids -> (B, T) batches on the device."""
+"""Encoded ids (encoded.py) -> train/validation split -> (B, T) batches on the device."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,13 +7,6 @@ import numpy as np
 import torch
 
 from .errors import CorpusError
-from .tokenizer import Tokenizer
-
-
-def encode_ids(text: str, tokenizer: Tokenizer) -> np.ndarray:
-    """Token ids as the smallest unsigned type that holds the vocabulary (uint16 for any CJK set)."""
-    ids = tokenizer.encode(text)
-    return ids.astype(np.uint16 if len(tokenizer) < 2**16 else np.uint32)
 
 
 @dataclass

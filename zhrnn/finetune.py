@@ -15,8 +15,6 @@ from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-GROWN = {"embedding.weight": 0, "head.weight": 0, "head.bias": 0}  # parameter -> its vocabulary dim
-
 
 def extend_tokenizer(base: Tokenizer, built: Tokenizer, labels: dict[str, str]) -> Tokenizer:
     """base's vocabulary + the tokens of built (the new text's) that base lacks, in built's order."""
@@ -38,12 +36,16 @@ def grow_state(base_state: dict, model: torch.nn.Module) -> dict:
     output bias starts at the mean old bias, so a new character begins as likely as a typical one
     rather than at an arbitrary value."""
     target = model.state_dict()
+    # parameters with a row per token: the embedding, and the full output or the adaptive
+    # output's last cluster (new tokens are appended, so they all fall into it)
+    cutoffs = model.config.cutoffs
+    grown = {"embedding.weight", "head.weight", "head.bias"} | ({f"head.tail.{len(cutoffs) - 1}.1.weight"} if cutoffs else set())
     out = {}
     for name, value in base_state.items():
         fresh = target[name]
         value = value.to(fresh.dtype)
-        if name in GROWN and value.shape != fresh.shape:
-            old = value.shape[GROWN[name]]
+        if name in grown and value.shape != fresh.shape:
+            old = value.shape[0]
             fresh = fresh.clone()
             fresh[:old] = value
             if name == "head.bias":

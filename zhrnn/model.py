@@ -1,14 +1,25 @@
-"""CharRNN: embedding -> GRU/LSTM/RNN x N (fused cuDNN / oneDNN kernels) -> linear over the vocabulary."""
+"""CharRNN: embedding -> GRU/LSTM/RNN x N (fused cuDNN / oneDNN kernels) -> output over the vocabulary.
+
+The output is a full softmax, or for large vocabularies an adaptive softmax (Grave et al. 2017):
+the most frequent tokens (the vocabulary is in falling frequency order) get a full-size output,
+rarer ones sit in clusters with narrower projections that are computed only for the targets in
+them. With 5-10k Chinese characters the full output layer is over half the work of a training
+step; with the adaptive one a 2x512 GRU trains about twice as fast (BENCHMARKS.md).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+OUTPUTS = ("auto", "full", "adaptive")
+ADAPTIVE_FROM = 2000  # output auto: adaptive from this vocabulary size on (below it a full softmax is cheap)
+CLUSTER_EDGES = (1000, 3000, 10000, 30000)  # default cutoffs: head, then clusters of rarer tokens
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -41,6 +52,8 @@ class ModelConfig:
     hidden_size: int = 256
     embedding_size: int = 128
     dropout: float = 0.1
+    output: str = "auto"  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
+    cutoffs: list[int] = field(default_factory=list)  # adaptive: where the head and each cluster end
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -50,12 +63,38 @@ class ModelConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError("--dropout must be in [0, 1)")
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"--output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """A checkpoint's model_config; checkpoints from before the adaptive output had a full one."""
+        return cls(**{"output": "full", **d})
+
+    def resolved(self, reserved: int = 0) -> "ModelConfig":
+        """This config with output and cutoffs made concrete for its vocabulary: what a checkpoint
+        stores, so a model loads the same whatever later defaults say. reserved: context-label
+        tokens at the front of the vocabulary, which the default cutoffs shift past so that the
+        head still holds the most frequent characters."""
+        output = self.output
+        if output == "auto":  # given cutoffs ask for an adaptive output
+            output = "adaptive" if self.cutoffs or self.vocab_size >= ADAPTIVE_FROM else "full"
+        if output == "full":
+            if self.cutoffs:
+                raise ConfigError("--cutoffs are for --output adaptive, not a full softmax")
+            return replace(self, output="full", cutoffs=[])
+        cutoffs = list(self.cutoffs) or [reserved + c for c in CLUSTER_EDGES if reserved + c < self.vocab_size - 1]
+        cutoffs = cutoffs or [min(self.vocab_size - 1, reserved + max(1, (self.vocab_size - reserved) // 4))]  # a small one
+        if not cutoffs or cutoffs != sorted(set(cutoffs)) or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size:
+            raise ConfigError(f"--output adaptive needs increasing cutoffs between 1 and the vocabulary size "
+                              f"{self.vocab_size}, not {cutoffs}")
+        return replace(self, output="adaptive", cutoffs=cutoffs)
 
 
 class CharRNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
+        self.config = config = config.resolved()
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         # One fused multi-layer module, not a Python loop over cells: this is what makes cuDNN
         # (and oneDNN on CPU) fast. Its dropout acts between layers only.
@@ -67,16 +106,55 @@ class CharRNN(nn.Module):
             batch_first=True,
         )
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.output == "adaptive":
+            # div_value 4: each cluster's projection is a quarter as wide as the one before
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(config.hidden_size, config.vocab_size, config.cutoffs,
+                                                      div_value=4.0)
+        else:
+            self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
-    def forward(self, idx: torch.Tensor, hidden=None):
+    def forward(self, idx: torch.Tensor, hidden=None, targets: torch.Tensor | None = None):
         """idx: (B, T) token ids; hidden: the state carried from the previous call, or None for zeros.
 
-        Returns logits (B, T, V) and the new hidden state ((L, B, H), or a pair of them for LSTM).
+        Returns (logits (B, T, V), hidden) where hidden is the new state ((L, B, H), or a pair of
+        them for LSTM); an adaptive output's logits are log-probabilities. Given targets (B, T), the
+        first item is instead the loss in nats of each target, (B*T,) in float32, computed without
+        the full (B, T, V) logits where the output allows. Training calls forward with targets (and
+        not a separate method) so DistributedDataParallel sees the call.
         """
         x = self.drop(self.embedding(idx))  # (B, T, E)
         out, hidden = self.rnn(x, hidden)  # (B, T, H)
-        return self.head(self.drop(out)), hidden  # (B, T, V)
+        out = self.drop(out)
+        if self.config.output == "adaptive":
+            # in float32 even under autocast: the module fills a float32 tensor from its (half) matmuls
+            with torch.autocast(out.device.type, enabled=False):
+                return self._adaptive(out.float(), targets), hidden
+        logits = self.head(out)  # (B, T, V)
+        if targets is not None:  # the softmax in float32 (under autocast the logits may be half)
+            return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none"), hidden
+        return logits, hidden
+
+    def _adaptive(self, out: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        """out (B, T, H) -> nats of each target (B*T,), or all log-probabilities (B, T, V)."""
+        if targets is not None:  # log-probabilities of the targets only: clusters run for their rows
+            return -self.head(out.flatten(0, 1), targets.flatten()).output
+        return self.head.log_prob(out.flatten(0, 1)).view(*out.shape[:2], -1)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def quantize_int8(model: CharRNN) -> CharRNN:
+    """A copy whose GRU/LSTM and output layers hold int8 weights (dynamic quantization: the
+    activations are quantized on the fly), for sampling on the CPU. A sampling step reads every
+    weight once, so a quarter of the bytes is what speeds it up."""
+    import warnings
+
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        raise ConfigError("--int8: this PyTorch has no dynamic quantization (torch.ao.quantization)") from None
+    with warnings.catch_warnings():  # deprecated in favour of the separate torchao package, still here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model.cpu().eval(), {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)

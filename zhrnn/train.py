@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -220,9 +219,10 @@ class Trainer:
             torch.set_float32_matmul_precision("high")  # TF32 for what stays in float32
 
         model_cfg.vocab_size = len(self.tokenizer)
-        self.model_cfg = model_cfg
+        model_cfg = model_cfg.resolved(reserved=len(self.tokenizer.labels))  # labels sit before the frequent tokens
         torch.manual_seed(cfg.seed)
         self.model = CharRNN(model_cfg)
+        self.model_cfg = self.model.config  # output and cutoffs made concrete: what the checkpoint keeps
         if base is not None:
             self.model.load_state_dict(grow_state(base["model"], self.model))
         self.model.to(self.device)
@@ -230,7 +230,10 @@ class Trainer:
         self.net = self.model
         if dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = dist.guard("starting DDP", lambda: DistributedDataParallel(self.model, device_ids=ids))
+            # an adaptive output's clusters get no gradient in a step whose targets miss them
+            unused = self.model_cfg.output == "adaptive"
+            self.net = dist.guard("starting DDP", lambda: DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=unused))
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
@@ -315,8 +318,8 @@ class Trainer:
     def _loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean", net=None) -> torch.Tensor:
         """Cross-entropy in nats of predicting y (B, T) from x (B, T); the softmax in float32."""
         with self._autocast():
-            logits, _ = (net or self.model)(x)  # (B, T, V)
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction=reduction)
+            nats, _ = (net or self.model)(x, targets=y)  # (B*T,)
+        return nats.mean() if reduction == "mean" else nats
 
     def train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
@@ -396,7 +399,7 @@ class Trainer:
         where = f"{self.dist.world} processes (DDP), each on {self.device.type}" if self.dist.active else self.device
         cached = ", encoded text from the cache" if self.cached else ""
         return (f"{', '.join(self.corpus_paths)}: {tokens} tokens ({self.corpus.paragraphs} paragraphs, "
-                f"{self.corpus.script}{cached}), vocabulary {len(self.tokenizer)}, {m.cell.upper()} {m.num_layers}x{m.hidden_size}, "
+                f"{self.corpus.script}{cached}), vocabulary {len(self.tokenizer)}, {m.cell.upper()} {m.num_layers}x{m.hidden_size} ({m.output} softmax), "
                 f"{self.model.num_parameters():,} params, on {where}{amp}")
 
     def _loop(self, progress: bool, on_save, stop: threading.Event) -> TrainResult:
@@ -449,6 +452,7 @@ class Trainer:
                 bar.update(1)
                 if save_now:
                     record = self.checkpoint_and_sample(last_loss, speed)
+                    tick = time.perf_counter()  # the speed is of training: evaluation and saving excluded
                     result.val_bpc = record["val_bpc"]
                     if on_save:
                         on_save(record)
@@ -478,7 +482,8 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
         if options.get("init_from"):
             base = dist.from_main(lambda: checkpoint.load(shipped.resolve(options["init_from"])))
             # the architecture is the model's; only dropout may change
-            shape = {k: v for k, v in base["model_config"].items() if k not in ("vocab_size", "dropout")}
+            base_cfg = asdict(ModelConfig.from_dict(base["model_config"]))
+            shape = {k: v for k, v in base_cfg.items() if k not in ("vocab_size", "dropout")}
             changed = sorted(k for k in shape if k in options and options[k] != shape[k])
             if changed:
                 raise ConfigError(f"--init-from keeps the model's architecture; cannot change {', '.join(changed)}")
@@ -498,7 +503,8 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
     path, state = dist.from_main(find)
     if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
         raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
-    fixed = {**state.get("corpus_config", {}), **state["model_config"], **state["train_config"]}
+    model_cfg = asdict(ModelConfig.from_dict(state["model_config"]))
+    fixed = {**state.get("corpus_config", {}), **model_cfg, **state["train_config"]}
     changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
