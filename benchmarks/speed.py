@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +31,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import BASELINES, BATCH, EMBEDDING, HIDDEN, LAYERS, LEARNING_RATE, SEQ  # noqa: E402
+from prepare import build_text  # noqa: E402
 
 from zhrnn.corpus import CorpusConfig  # noqa: E402
 from zhrnn.data import Batches, eval_windows, split_ids  # noqa: E402
 from zhrnn.encoded import encode_corpus  # noqa: E402
 from zhrnn.train import prepare_run  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-POETRY = ROOT.parent / "shared" / "corpora" / "chinese-poetry"
 
 # zhrnn configurations: name -> options of zhrnn.train
 ZHRNN = {
@@ -167,13 +165,6 @@ def zhrnn_run(name: str, options: dict, corpus: Path, val: np.ndarray, eval_toke
     return Run(name, trainer.train_step, score, tokens, flops, calibrate)
 
 
-def build_corpus(directory: Path) -> Path:
-    out = directory / "全唐诗.txt"
-    subprocess.run([sys.executable, "-m", "zhrnn", "corpus", "build", "全唐诗", "--data", str(POETRY),
-                    "--convert", "t2s", "-o", str(out)], check=True)
-    return out
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", type=Path, help="prepared text (default: build 全唐诗, Simplified, from ../shared)")
@@ -188,7 +179,7 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpus = args.corpus or build_corpus(tmp)
+        corpus = args.corpus or build_text(tmp / "全唐诗.txt")
         data = encode_corpus([corpus], CorpusConfig(), "char", 1, None, lambda built, info: built)
         vocab = len(data.tokenizer)
         split = split_ids(data.ids, SEQ, 0.05)  # what zhrnn's trainer holds out with these settings

@@ -85,7 +85,7 @@ class ModelConfig:
             return replace(self, output="full", cutoffs=[])
         cutoffs = list(self.cutoffs) or [reserved + c for c in CLUSTER_EDGES if reserved + c < self.vocab_size - 1]
         cutoffs = cutoffs or [min(self.vocab_size - 1, reserved + max(1, (self.vocab_size - reserved) // 4))]  # a small one
-        if not cutoffs or cutoffs != sorted(set(cutoffs)) or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size:
+        if cutoffs != sorted(set(cutoffs)) or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size:
             raise ConfigError(f"--output adaptive needs increasing cutoffs between 1 and the vocabulary size "
                               f"{self.vocab_size}, not {cutoffs}")
         return replace(self, output="adaptive", cutoffs=cutoffs)
