@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zhrnn  # noqa: E402
-from zhrnn.poetry import BuildConfig, build  # noqa: E402
+from zhrnn.text.poetry import BuildConfig, build  # noqa: E402
 
 
 def curve(run_dir: Path) -> list[dict]:

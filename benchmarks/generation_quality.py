@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zhrnn  # noqa: E402
-from zhrnn.corpus import CorpusConfig, load_corpus, render  # noqa: E402
+from zhrnn.text.pipeline import CorpusConfig, load_corpus  # noqa: E402
+from zhrnn.text.render import render  # noqa: E402
 
 QUATRAIN = re.compile(r"^(\w{5}，\w{5}。){2}$")
 STARTS = "春夏秋冬山水风月花雨江天云日夜人"

@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zhrnn  # noqa: E402
-from zhrnn.poetry import BuildConfig, build  # noqa: E402
-from zhrnn.score import score_text  # noqa: E402
+from zhrnn.text.poetry import BuildConfig, build  # noqa: E402
+from zhrnn.generation.score import score_text  # noqa: E402
 
 
 def bpc(model, lines: list[str]) -> float:

@@ -50,8 +50,8 @@ def repeat(text: Path, chars: int, out_dir: Path) -> int:
 
 
 def child_prepare(corpus: str, level: str, cache: str) -> dict:
-    from zhrnn.corpus import CorpusConfig
-    from zhrnn.encoded import encode_corpus
+    from zhrnn.text.pipeline import CorpusConfig
+    from zhrnn.training.encoded import encode_corpus
 
     start = time.perf_counter()
     data = encode_corpus([corpus], CorpusConfig(), level, 1, None, lambda built, info: built, cache=cache)
@@ -61,7 +61,7 @@ def child_prepare(corpus: str, level: str, cache: str) -> dict:
 
 
 def child_train(corpus: str, cache: str, out: str) -> dict:
-    from zhrnn.train import train
+    from zhrnn.training import fit as train
 
     start = time.perf_counter()
     train(corpus, progress=False, out_dir=out, cache_dir=cache, iters=20, save_freq=20, eval_tokens=10_000,

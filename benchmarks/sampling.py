@@ -24,7 +24,7 @@ import torch
 from zhrnn import checkpoint
 from zhrnn.api import TextModel
 from zhrnn.model import CharRNN, ModelConfig
-from zhrnn.score import score_text
+from zhrnn.generation.score import score_text
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT = ROOT / "corpora" / "唐诗选.txt"

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import BASELINES, BATCH, EMBEDDING, HIDDEN, LAYERS, LEARNING_RATE, SEQ  # noqa: E402
 from prepare import build_text  # noqa: E402
 
-from zhrnn.corpus import CorpusConfig  # noqa: E402
-from zhrnn.data import Batches, eval_windows, split_ids  # noqa: E402
-from zhrnn.encoded import encode_corpus  # noqa: E402
-from zhrnn.train import prepare_run  # noqa: E402
+from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
+from zhrnn.training.batches import Batches, eval_windows, split_ids  # noqa: E402
+from zhrnn.training.encoded import encode_corpus  # noqa: E402
+from zhrnn.training.trainer import prepare_run  # noqa: E402
 
 
 # zhrnn configurations: name -> options of zhrnn.train

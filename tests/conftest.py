@@ -76,7 +76,7 @@ def in_tmp(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """One model trained on POEMS, shared by the tests that only read it."""
-    from zhrnn.train import train
+    from zhrnn.training import fit as train
 
     root = tmp_path_factory.mktemp("trained")
     corpus = root / "诗.txt"

@@ -2,7 +2,9 @@
 
 import pytest
 
-from zhrnn.corpus import CorpusConfig, decode, load_corpus, render
+from zhrnn.text.decoding import decode
+from zhrnn.text.pipeline import CorpusConfig, load_corpus
+from zhrnn.text.render import render
 from zhrnn.errors import CorpusError
 
 SIMPLIFIED = "第一段：我们今天去学校上课，老师说明天要考试。\n第二段：大家都很紧张，但是我觉得没问题！\n"

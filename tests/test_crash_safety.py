@@ -12,9 +12,10 @@ import time
 import pytest
 import torch
 
-from zhrnn import checkpoint, rundir
+from zhrnn import checkpoint
+from zhrnn.training import rundir
 from zhrnn.errors import ConfigError, ZhrnnError
-from zhrnn.train import prepare_run
+from zhrnn.training.trainer import prepare_run
 
 from .conftest import REPO, TINY, POEMS, cli_options, run_cli
 

@@ -8,9 +8,10 @@ import torch
 
 import zhrnn
 from zhrnn.errors import ConfigError
-from zhrnn.generate import Decoder, SampleConfig, Stepper, beam_search
+from zhrnn.generation import SampleConfig, Stepper, beam_search
+from zhrnn.generation.decoder import Decoder
 from zhrnn.interactive import run as interactive
-from zhrnn.score import heatmap_html, score_text
+from zhrnn.generation.score import heatmap_html, score_text
 
 from .conftest import POEMS, run_cli
 
@@ -68,7 +69,7 @@ def test_repetition_penalty_shrinks_recent_characters_but_not_punctuation(model)
     logits = torch.zeros(1, len(tok))
     spring, sleep, comma, other = tok.index["春"], tok.index["眠"], tok.index["，"], tok.index["床"]
     logits[0, [spring, sleep, comma, other]] = torch.tensor([4.0, -4.0, 4.0, 4.0])
-    out = dec.process(logits, [0])[0]
+    out = dec.process(logits, 0)[0]
     # seen: the probability halved, whatever the logit's sign (so also for log-probabilities)
     assert out[spring] == pytest.approx(4.0 - math.log(2)) and out[sleep] == pytest.approx(-4.0 - math.log(2))
     assert out[comma] == 4.0 and out[other] == 4.0  # punctuation exempt; unseen untouched
@@ -90,7 +91,7 @@ def test_beam_search_finds_the_memorised_line_and_one_beam_is_greedy(model):
 
 
 def test_stop_rules(model):
-    one = model.generate("春", 500, paragraphs=1, seed=0)
+    one = model.generate("春", 500, num_paragraphs=1, seed=0)
     assert "\n" not in one and one.startswith("春") and one.endswith("。")
     assert model.generate("春", 500, paragraphs=2, seed=0).count("\n") == 1
     assert model.generate("春", 500, stop="，", seed=0) == "春眠不觉晓，"
@@ -153,7 +154,7 @@ def untrained(cell: str, marker: str | None):
     """A small random model over POEMS' characters: for paths that need no learning."""
     from zhrnn.api import TextModel
     from zhrnn.model import CharRNN, ModelConfig
-    from zhrnn.tokenizer import CharTokenizer
+    from zhrnn.text.tokenizer import CharTokenizer
 
     tokenizer = CharTokenizer.build(POEMS if marker is None else "^" + POEMS.replace("\n", "\n^"), marker=marker)
     torch.manual_seed(0)
@@ -172,7 +173,7 @@ def test_every_decoding_path_runs_on_any_cell_with_or_without_markers(cell, mark
     assert stepper.text == "春"  # the priming token never shows, marker or not
     if marker is None:
         with pytest.raises(ConfigError, match="paragraph markers"):
-            m.generate("春", 40, paragraphs=1)
+            m.generate("春", 40, num_paragraphs=1)
 
 
 def test_forms_end_exactly_and_refuse_options_they_override(model):
@@ -188,7 +189,7 @@ def test_forms_end_exactly_and_refuse_options_they_override(model):
 
 
 def test_streaming_matches_the_returned_text_under_forms_and_stop_rules(model):
-    for options in [dict(form="五言绝句"), dict(paragraphs=1), dict(stop="。"), dict(length=3), dict()]:
+    for options in [dict(form="五言绝句"), dict(num_paragraphs=1), dict(stop="。"), dict(length=3), dict()]:
         pieces = []
         options = {"length": 80, **options}
         text = model.generate("春眠", seed=4, on_text=pieces.append, **options)
@@ -214,7 +215,7 @@ def template_regex(template: str) -> str:
 
 
 def test_ci_forms_follow_the_learned_pattern_of_their_cipai(model):
-    from zhrnn.forms import cipai
+    from zhrnn.generation.forms import cipai
 
     assert len(cipai()) > 200 and cipai()["浣溪沙"] == "□□□□□□□。" * 3 + "□□□□□□□，" + "□□□□□□□。" * 2
     for name in ["水调歌头", "满江红", "菩萨蛮"]:
@@ -225,7 +226,7 @@ def test_ci_forms_follow_the_learned_pattern_of_their_cipai(model):
 
 def test_rhyme_keeps_every_rhyming_line_in_one_group(model):
     pytest.importorskip("pypinyin")
-    from zhrnn.rhyme import groups_of
+    from zhrnn.generation.rhyme import groups_of
 
     for form in ["五言绝句", "七言律诗", "浣溪沙"]:
         for poem in model.generate_many(6, form=form, rhyme=True, seed=1, temperature=1.5):
@@ -246,4 +247,4 @@ def test_the_shipped_cipai_table_is_what_the_script_learns(tmp_path):
     out = tmp_path / "cipai.json"
     subprocess.run([sys.executable, REPO / "scripts" / "learn_cipai.py", songci, "--out", out], check=True,
                    capture_output=True)
-    assert json.loads(out.read_text(encoding="utf-8")) == json.loads((REPO / "zhrnn" / "cipai.json").read_text(encoding="utf-8"))
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads((REPO / "zhrnn" / "generation" / "cipai.json").read_text(encoding="utf-8"))

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from .conftest import POEMS, TINY, assert_clean_error, cli_env, cli_options, run_cli
-from zhrnn.data import Batches, eval_windows
-from zhrnn.launch import without_launch_options
+from zhrnn.training.batches import Batches, eval_windows
+from zhrnn.training.launch import without_launch_options
 
 # Long enough for a validation part of 3 windows (split 2 + 1 over the processes).
 TEXT = POEMS * 8

@@ -4,11 +4,11 @@ import logging
 import numpy as np
 import pytest
 
-from zhrnn import encoded
-from zhrnn.corpus import CorpusConfig
-from zhrnn.encoded import encode_corpus
+from zhrnn.training import encoded
+from zhrnn.text.pipeline import CorpusConfig
+from zhrnn.training.encoded import encode_corpus
 from zhrnn.errors import ConfigError, CorpusError
-from zhrnn.tokenizer import build_tokenizer
+from zhrnn.text.tokenizer import build_tokenizer
 
 from .conftest import POEMS
 

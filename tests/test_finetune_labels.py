@@ -5,12 +5,14 @@ import pytest
 import torch
 
 from zhrnn import api, checkpoint, shipped
-from zhrnn.corpus import CorpusConfig, prepare, render
+from zhrnn.text.pipeline import CorpusConfig, prepare
+from zhrnn.text.render import render
 from zhrnn.errors import ConfigError, VocabularyError
-from zhrnn.finetune import extend_tokenizer, grow_state
+from zhrnn.training.finetune import extend_tokenizer, grow_state
 from zhrnn.model import CharRNN, ModelConfig
-from zhrnn.tokenizer import CharTokenizer
-from zhrnn.train import prepare_run, train
+from zhrnn.text.tokenizer import CharTokenizer
+from zhrnn.training import fit as train
+from zhrnn.training.trainer import prepare_run
 
 from .conftest import POEMS, REPO, TINY, assert_clean_error, run_cli
 
@@ -143,7 +145,7 @@ def test_shipped_ci_model_takes_a_cipai_label():
     assert {"水调歌头", "浣溪沙", "沁园春"} <= set(model.tokenizer.labels)
 
     def clause_lengths(label):
-        texts = model.generate_many(8, length=200, seed=0, label=label, paragraphs=1)
+        texts = model.generate_many(8, length=200, seed=0, label=label, num_paragraphs=1)
         return [len(c) for t in texts for c in re.split("[，。？！、；\n]", t) if c]
 
     # 浣溪沙 is written in lines of seven; 沁园春 mostly in phrases of four

@@ -4,8 +4,8 @@ import torch
 
 import zhrnn
 from zhrnn.errors import ConfigError, VocabularyError
-from zhrnn.generate import filter_logits
-from zhrnn.train import train
+from zhrnn.generation.processors import filter_logits
+from zhrnn.training import fit as train
 
 from .conftest import TINY
 
@@ -123,7 +123,7 @@ def test_int8_is_refused_off_the_cpu(trained):
 
 
 def test_draw_follows_the_distribution_and_never_picks_an_impossible_token():
-    from zhrnn.generate import draw
+    from zhrnn.generation.sampling import draw
 
     probs = torch.tensor([[0.5, 0.0, 0.3, 0.2, 0.0]]).expand(20000, 5)  # 20,000 streams, one draw each
     tokens = draw(probs, torch.Generator().manual_seed(0))

@@ -7,10 +7,10 @@ import torch
 import zhrnn
 from zhrnn import checkpoint
 from zhrnn.errors import ConfigError
-from zhrnn.finetune import extend_tokenizer, grow_state
+from zhrnn.training.finetune import extend_tokenizer, grow_state
 from zhrnn.model import CharRNN, ModelConfig
-from zhrnn.tokenizer import CharTokenizer
-from zhrnn.train import train
+from zhrnn.text.tokenizer import CharTokenizer
+from zhrnn.training import fit as train
 
 from .conftest import POEMS, TINY, cli_options
 from .test_distributed import OPTIONS, TEXT, assert_same_curve, curve, torchrun, zhrnn_train

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from zhrnn import poetry
+from zhrnn.text import poetry
 from zhrnn.errors import ConfigError, CorpusError
-from zhrnn.inspect_text import inspect
-from zhrnn.poetry import BuildConfig, build, clean, form_of
+from zhrnn.text.inspection import inspect
+from zhrnn.text.poetry import BuildConfig, build, clean, form_of
 
 from .conftest import assert_clean_error, run_cli, shared
 
@@ -113,7 +113,7 @@ def test_inspect_counts_coverage_script_and_encoding(tmp_path):
 
 
 def coverage_of(report, share):
-    from zhrnn.inspect_text import coverage
+    from zhrnn.text.inspection import coverage
     import numpy as np
 
     return coverage(np.array([6, 2, 1, 1]), share)

@@ -9,11 +9,12 @@ import logging
 import numpy as np
 import pytest
 
-from zhrnn import encoded, stream
-from zhrnn.corpus import CorpusConfig, load_corpus
-from zhrnn.encoded import CorpusInfo, encode_corpus
+from zhrnn.text import decoding
+from zhrnn.training import encoded
+from zhrnn.text.pipeline import CorpusConfig, load_corpus
+from zhrnn.training.encoded import CorpusInfo, encode_corpus
 from zhrnn.errors import ConfigError, CorpusError
-from zhrnn.tokenizer import CharTokenizer, WordTokenizer, build_tokenizer
+from zhrnn.text.tokenizer import CharTokenizer, WordTokenizer, build_tokenizer
 
 POEMS = ["床前明月光，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。",
          "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。", "千山鸟飞绝，万径人踪灭。孤舟蓑笠翁，独钓寒江雪。",

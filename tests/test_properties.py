@@ -4,9 +4,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from zhrnn.corpus import CorpusConfig, decode, prepare, render
+from zhrnn.text.decoding import decode
+from zhrnn.text.pipeline import CorpusConfig, prepare
+from zhrnn.text.render import render
 from zhrnn.errors import ZhrnnError
-from zhrnn.tokenizer import CharTokenizer, WordTokenizer
+from zhrnn.text.tokenizer import CharTokenizer, WordTokenizer
 
 ANY_CHAR = st.characters(blacklist_categories=())  # surrogates and unassigned code points included
 CJK_HEAVY = st.text(st.one_of(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), st.sampled_from("，。！？、\n ^a1😀")))

@@ -1,8 +1,8 @@
 """On the real corpora kept beside the project (skipped where they are absent)."""
 import json
 
-from zhrnn.corpus import CorpusConfig, load_corpus
-from zhrnn.tokenizer import build_tokenizer
+from zhrnn.text.pipeline import CorpusConfig, load_corpus
+from zhrnn.text.tokenizer import build_tokenizer
 
 from .conftest import shared
 

@@ -1,7 +1,7 @@
 """Char and word (jieba) tokenizers: round trips, <unk>, vocabulary limits, serialisation."""
 import pytest
 
-from zhrnn.tokenizer import UNK, CharTokenizer, Tokenizer, WordTokenizer, build_tokenizer
+from zhrnn.text.tokenizer import UNK, CharTokenizer, Tokenizer, WordTokenizer, build_tokenizer
 
 MIXED = "^我们在北京天安门，看升旗！\n^Hello, world!  两个空格\t和制表符。\n^表情😀🇨🇳也是字：ＡＨ全角\n"
 

@@ -8,7 +8,8 @@ import torch
 import zhrnn
 from zhrnn import checkpoint
 from zhrnn.errors import ConfigError, CorpusError
-from zhrnn.train import prepare_run, train
+from zhrnn.training import fit as train
+from zhrnn.training.trainer import prepare_run
 
 from .conftest import POEMS, TINY
 

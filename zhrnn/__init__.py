@@ -2,11 +2,11 @@
 import logging
 
 from .api import TextModel, load, train
-from .corpus import CorpusConfig
 from .errors import ZhrnnError
-from .generate import SampleConfig
+from .generation import SampleConfig
 from .model import CharRNN, ModelConfig
-from .train import TrainConfig
+from .text.pipeline import CorpusConfig
+from .training import TrainConfig
 
 __version__ = "0.1.0"
 __all__ = ["load", "train", "TextModel", "CharRNN", "ModelConfig", "TrainConfig", "CorpusConfig", "SampleConfig", "ZhrnnError"]

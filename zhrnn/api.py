@@ -12,10 +12,10 @@ import torch
 
 from . import checkpoint, shipped
 from .errors import CheckpointError, ConfigError
-from .generate import SampleConfig, sample
+from .generation import SampleConfig, sample
 from .model import CharRNN, ModelConfig, quantize_int8, resolve_device
-from .tokenizer import Tokenizer
-from .train import train as _train
+from .text.tokenizer import Tokenizer
+from .training import fit
 
 
 class TextModel:
@@ -51,9 +51,11 @@ class TextModel:
         """num texts of `length` characters (the start text included), drawn as one batch.
 
         options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
-        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, paragraphs, stop, form,
-        acrostic. on_text(piece), with num=1, streams the text as it is generated.
+        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, num_paragraphs, stop, form,
+        acrostic, rhyme, label. on_text(piece), with num=1, streams the text as it is generated.
         """
+        if "paragraphs" in options:  # the name of num_paragraphs before 0.2
+            options["num_paragraphs"] = options.pop("paragraphs")
         cfg = SampleConfig(length=length, **options)
         return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)
 
@@ -83,5 +85,5 @@ def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
     starts by importing your script again: keep the script's work under
     `if __name__ == "__main__":`.
     """
-    result = _train(corpus, resume=resume, progress=progress, **options)
+    result = fit(corpus, resume=resume, progress=progress, **options)
     return TextModel.from_checkpoint(result.checkpoint)

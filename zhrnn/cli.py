@@ -7,8 +7,8 @@ import logging
 import sys
 
 from . import __version__
-from .distributed import env
-from .launch import OPTIONS as LAUNCH_OPTIONS
+from .training.distributed import env
+from .training.launch import OPTIONS as LAUNCH_OPTIONS
 
 log = logging.getLogger("zhrnn")
 S = argparse.SUPPRESS  # options not given stay out of the namespace: the library's defaults apply
@@ -33,7 +33,7 @@ def _train_parser(sub) -> None:
     m.add_argument("--hidden-size", "--hidden_size", type=int, default=S, help="隐藏层大小 / hidden units per layer (default 256)")
     m.add_argument("--embedding-size", type=int, default=S, help="字向量维度 / embedding size (default 128)")
     m.add_argument("--dropout", type=float, default=S, help="dropout (default 0.1)")
-    m.add_argument("--output", choices=["auto", "full", "adaptive"], default=S,
+    m.add_argument("--output-layer", "--output", dest="output", choices=["auto", "full", "adaptive"], default=S,
                    help="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍 / output layer: full softmax, or adaptive "
                         "(2-5x faster training on 5-10k character vocabularies); default auto: adaptive from 2,000 tokens")
     m.add_argument("--cutoffs", type=_cutoffs, default=S, metavar="N,N,...",
@@ -139,7 +139,8 @@ def _decoding_options(p) -> None:
     d.add_argument("--repetition-penalty", type=float, default=S,
                    help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
     d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")
-    d.add_argument("--paragraphs", type=int, default=S, help="生成几段后停止 / stop after N paragraphs")
+    d.add_argument("--num-paragraphs", "--paragraphs", dest="num_paragraphs", type=int, default=S, metavar="N",
+                   help="生成几段后停止 / stop after N paragraphs")
     d.add_argument("--stop", default=S, help="遇到此字符串停止 / stop after this string")
 
 
@@ -182,7 +183,7 @@ def _export_parser(sub) -> None:
 
 
 def _corpus_parser(sub) -> None:
-    from .poetry import LABEL_FIELDS
+    from .text.poetry import LABEL_FIELDS
 
     p = sub.add_parser("corpus", help="准备与检查语料 / build and inspect training text",
                        description="从 chinese-poetry 数据集生成训练文本, 或检查一个文本文件 / "
@@ -237,14 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     launch_options = {dest: getattr(args, dest) for dest in LAUNCH_OPTIONS.values()}
     if args.nproc_per_node is not None and not env().launched:  # start the processes; each runs the rest
-        from .launch import launch, without_launch_options
+        from .training.launch import launch, without_launch_options
 
         return launch(without_launch_options(args.argv), **launch_options)
 
     from tqdm import tqdm
 
-    from .distributed import setup
-    from .train import prepare_run
+    from .training.distributed import setup
+    from .training.trainer import prepare_run
 
     skip = {"corpus", "resume", "quiet", "func", "command", "argv", *launch_options}
     options = {k: v for k, v in vars(args).items() if k not in skip}
@@ -270,12 +271,12 @@ def cmd_train(args) -> int:
 
 
 SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "repetition_penalty", "no_repeat_ngram",
-                  "paragraphs", "stop", "form", "acrostic", "rhyme", "label"}
+                  "num_paragraphs", "stop", "form", "acrostic", "rhyme", "label"}
 
 
 def cmd_sample(args) -> int:
-    from . import script
     from .api import load
+    from .text import script
 
     model = load(args.model, device=args.device, int8=args.int8)
     if args.model is None:  # say which model was chosen: the newest run, or the shipped 唐诗
@@ -310,13 +311,12 @@ def cmd_score(args) -> int:
     from pathlib import Path
 
     from .api import load
-    from .corpus import read_text
+    from .generation.score import heatmap_html, score_files
     from .interactive import shown
-    from .score import heatmap_html, score_text
 
     model = load(args.model, device=args.device)
-    text, _ = read_text(args.file, args.encoding)
-    score = score_text(model.model, model.tokenizer, text, model.info.get("corpus_config"), device=model.device)
+    score = score_files(model.model, model.tokenizer, args.file, model.info.get("corpus_config"), args.encoding,
+                        device=model.device)
     if args.chars:
         for piece, bits in zip(score.pieces, score.bits):
             print(f"{shown(piece)}\t{bits:.3f}")
@@ -337,11 +337,8 @@ def cmd_score(args) -> int:
 def cmd_interactive(args) -> int:
     from . import interactive
     from .api import load
-    from .errors import ConfigError
-    from .generate import Stepper
+    from .generation import Stepper
 
-    if not args.temperature > 0 or args.top < 1:
-        raise ConfigError("--temperature must be above 0 and --top at least 1")
     model = load(args.model)
     text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
                            candidates=args.top, temperature=args.temperature)
@@ -352,7 +349,7 @@ def cmd_interactive(args) -> int:
 def cmd_corpus_build(args) -> int:
     from pathlib import Path
 
-    from .poetry import BuildConfig, build
+    from .text.poetry import BuildConfig, build
 
     cfg = BuildConfig(convert=args.convert, label=args.label, title=args.title, author_line=args.author_line,
                       authors=tuple(args.author), forms=tuple(args.form), rhythmics=tuple(args.rhythmic),
@@ -375,7 +372,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_corpus_inspect(args) -> int:
-    from .inspect_text import inspect
+    from .text.inspection import inspect
 
     for line in inspect(args.file, args.encoding).lines():
         print(line)

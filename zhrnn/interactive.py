@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .errors import VocabularyError
-from .generate import Stepper
+from .errors import ConfigError, VocabularyError
+from .generation.config import check_temperature
+from .generation import Stepper
 
 HELP = ("1-9 选候选字 choose | 直接输入文字 type text | - 撤销上一步 undo the last step | "
         "回车 续写 10 字 continue | +N 续写 N 字 | q 退出 quit")
@@ -16,6 +17,9 @@ def shown(token: str) -> str:
 
 
 def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys.stdout, inp=sys.stdin) -> str:
+    check_temperature(temperature)
+    if candidates < 1:
+        raise ConfigError(f"--top must be at least 1, not {candidates}")
     print(HELP, file=out)
     while True:
         print(f"\n{stepper.text}", file=out)

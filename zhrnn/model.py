@@ -8,6 +8,7 @@ step; with the adaptive one a 2x512 GRU trains about twice as fast (BENCHMARKS.m
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -145,7 +146,7 @@ class CharRNN(nn.Module):
 
 
 def quantize_int8(model: CharRNN) -> CharRNN:
-    """A copy whose GRU/LSTM and output layers hold int8 weights (dynamic quantization: the
+    """A copy (on the CPU; the model given is left as it is) whose GRU/LSTM and output layers hold int8 weights (dynamic quantization: the
     activations are quantized on the fly), for sampling on the CPU. A sampling step reads every
     weight once, so a quarter of the bytes is what speeds it up."""
     import warnings
@@ -157,4 +158,5 @@ def quantize_int8(model: CharRNN) -> CharRNN:
     with warnings.catch_warnings():  # deprecated in favour of the separate torchao package, still here
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        return quantize_dynamic(model.cpu().eval(), {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.GRU, nn.LSTM, nn.Linear}, dtype=torch.qint8,
+                                inplace=True)  # on the copy

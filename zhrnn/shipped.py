@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import script
+from .text import script
 from .errors import CheckpointError
 
 DEFAULT = "唐诗"

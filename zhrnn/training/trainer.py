@@ -23,16 +23,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import checkpoint, rundir, shipped
-from .corpus import CorpusConfig
-from .data import Batches, eval_windows, split_ids
+from .. import checkpoint, shipped
+from . import rundir
+from ..text.pipeline import CorpusConfig, CorpusInfo
+from .batches import Batches, eval_windows, split_ids
 from .distributed import Dist, setup
-from .encoded import CorpusInfo, encode_corpus
-from .errors import ConfigError, CorpusError, DistributedError, ZhrnnError
+from .encoded import encode_corpus
+from ..errors import ConfigError, CorpusError, DistributedError, ZhrnnError
 from .finetune import extend_tokenizer, grow_state
-from .generate import SampleConfig, resolve_start, sample
-from .model import CharRNN, ModelConfig, resolve_device
-from .tokenizer import Tokenizer
+from ..generation import SampleConfig, sample
+from ..generation.decoder import resolve_start
+from ..model import CharRNN, ModelConfig, resolve_device
+from ..text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -521,7 +523,7 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
     return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, state=state, run_dir=run_dir, dist=dist)
 
 
-def train(corpus_paths, resume=None, progress: bool = True, on_save=None, **options) -> TrainResult:
+def fit(corpus_paths, resume=None, progress: bool = True, on_save=None, **options) -> TrainResult:
     """Train (or resume) a model on text files; options are the fields of CorpusConfig,
     ModelConfig and TrainConfig, e.g. train("诗.txt", hidden_size=512, iters=5000).
     Under torchrun, the processes train one model together (see zhrnn.distributed)."""

@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 
-from .errors import ConfigError, DistributedError
+from ..errors import ConfigError, DistributedError
 
 DEFAULT_PORT = 29500  # torchrun's
 OPTIONS = {"--nproc-per-node": "nproc_per_node", "--nnodes": "nnodes", "--node-rank": "node_rank",

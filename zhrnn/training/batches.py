@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import CorpusError
+from ..errors import CorpusError
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from . import script
-from .errors import ConfigError, CorpusError
+from ..errors import ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import script
-from .corpus import read_text, split_paragraphs
-from .forms import is_han
+from .decoding import read_pieces
+from .pipeline import cut_at_lines
+from .script import is_han
 
 
 @dataclass
@@ -64,8 +65,12 @@ def _script_shares(counts: Counter, sample: int = 20_000) -> tuple[float, float]
 
 
 def inspect(paths, encoding: str | None = None) -> Inspection:
-    text, encodings = read_text(paths, encoding)
-    counts = Counter(text)
+    """Read as training reads (the pipeline's decoding stage), a piece at a time: any size fits."""
+    encodings: dict[str, str] = {}
+    counts, lines = Counter(), 0
+    for piece in cut_at_lines(read_pieces(paths, encoding, encodings)):
+        counts.update(piece)
+        lines += sum(1 for line in piece.split("\n") if line.strip())
     for ch in "\n\r":
         counts.pop(ch, None)
     chars = sum(counts.values())
@@ -81,6 +86,6 @@ def inspect(paths, encoding: str | None = None) -> Inspection:
     return Inspection(
         encodings=encodings, chars=chars, distinct=len(counts), cjk_share=cjk / max(1, visible),
         cover_99=coverage(ranked, 0.99), cover_999=cover_999, traditional_share=trad, simplified_share=simp,
-        paragraphs=len(split_paragraphs(text, "line")), suggested_min_count=min_count,
+        paragraphs=lines, suggested_min_count=min_count,
         vocab_at_suggestion=int((values >= min_count).sum()) + 2,  # + <unk> and the marker
     )

@@ -9,14 +9,14 @@ cipai.json (205 patterns learned from 全宋词 by scripts/learn_cipai.py), or a
 from __future__ import annotations
 
 import json
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .tokenizer import Tokenizer
+from ..errors import ConfigError
+from ..text.script import is_han
+from ..text.tokenizer import Tokenizer
 
 SLOT = "□"
 FORMS = {
@@ -30,7 +30,7 @@ FORMS = {
 @lru_cache(maxsize=1)
 def cipai() -> dict[str, str]:
     """词牌 -> its most common line pattern in 全宋词."""
-    return json.loads((Path(__file__).with_name("cipai.json")).read_text(encoding="utf-8"))
+    return json.loads(Path(__file__).with_name("cipai.json").read_text(encoding="utf-8"))
 
 
 def template_of(form: str) -> str:
@@ -39,16 +39,6 @@ def template_of(form: str) -> str:
         raise ConfigError(f"unknown --form {form!r}: use {', '.join(FORMS)}, a 词牌 such as 水调歌头, "
                           "or a template such as □□□□□，□□□□□。")
     return template
-
-
-def is_han(token: str) -> bool:
-    """One Chinese character (CJK ideograph), not punctuation, letters or symbols."""
-    if len(token) != 1:
-        return False
-    o = ord(token)
-    return unicodedata.category(token) == "Lo" and (
-        0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x323AF
-    )
 
 
 class Form:
@@ -111,13 +101,6 @@ class Form:
         only = torch.zeros_like(self.han)
         only[slot] = True
         return only
-
-    @staticmethod
-    def display(text: str) -> str:
-        """A line break after each sentence (。！？), as poems are printed."""
-        for end in "。！？":
-            text = text.replace(end, end + "\n")
-        return text
 
 
 @lru_cache(maxsize=8)  # masks are per vocabulary: computed once, not at every generate call

@@ -3,7 +3,7 @@
 pypinyin is an optional dependency: pip install 'zhrnn[rhyme]'."""
 from __future__ import annotations
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 GROUPS = {
     "发花": ("a", "ia", "ua"),

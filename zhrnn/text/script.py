@@ -1,9 +1,11 @@
-"""Traditional/Simplified Chinese: OpenCC conversion and detecting which script a text is in."""
+"""Traditional/Simplified Chinese: OpenCC conversion, detecting which script a text is in, and
+which characters are Chinese (Han) at all."""
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # The configs opencc-python-reimplemented ships (t2s, s2t, Taiwan / Hong Kong variants, ...).
 OPENCC_CONFIGS = ("t2s", "s2t", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "t2hk")
@@ -50,3 +52,13 @@ def variants(text: str) -> list[str]:
         if converted not in out:
             out.append(converted)
     return out
+
+
+def is_han(token: str) -> bool:
+    """One Chinese character (CJK ideograph), not punctuation, letters or symbols."""
+    if len(token) != 1:
+        return False
+    o = ord(token)
+    return unicodedata.category(token) == "Lo" and (
+        0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x323AF
+    )

@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoint import FILENAME
-from .errors import ConfigError
+from ..checkpoint import FILENAME
+from ..errors import ConfigError
 
 RUN_INFO = "run.json"  # the corpus files the run trains on, for --resume to find it
 LOCK = ".lock"  # holds the pid of the training that writes here

@@ -31,25 +31,24 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 import numpy as np
 
-from .corpus import CorpusConfig, text_files
-from .errors import ConfigError, CorpusError
-from .stream import StreamedCorpus, split_lines, stream_corpus
-from .tokenizer import Tokenizer, cut_indexed, tokenizer_class
+from ..text.decoding import all_files
+from ..text.pipeline import CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
+from ..errors import ConfigError, CorpusError
+from ..text.tokenizer import Tokenizer, cut_indexed, tokenizer_class
 
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when the prepared text or the id layout changes meaning
 
-# The one step that reads the text, and that a cache hit spares (the tests count its calls):
-# corpus.load_corpus, streamed.
-load_corpus = stream_corpus
+# The one step that reads the text, and that a cache hit spares (the tests count its calls).
+load_corpus = open_text
 
 CODE_POINTS = 0x110000
 REMAP_IDS = 1 << 22  # provisional ids turned into final ones at a time (16 MB of them)
@@ -64,17 +63,6 @@ def cache_root(explicit: str | Path | None = None) -> Path:
     if os.environ.get("ZHRNN_CACHE"):
         return Path(os.environ["ZHRNN_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zhrnn"
-
-
-@dataclass
-class CorpusInfo:
-    """What the trainer needs to know of the text once it is ids."""
-    chars: int  # characters of the prepared text (markers and labels included)
-    paragraphs: int
-    script: str
-    marker: str | None
-    fingerprint: str  # of the prepared text: a resumed run says when its text changed
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,15 +104,14 @@ def cache_key(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, max_v
                "opencc": _version("opencc-python-reimplemented") if corpus_cfg.convert else None,
                "jieba": _version("jieba") if level == "word" else None}
     h.update(json.dumps(options, sort_keys=True, ensure_ascii=False).encode())
-    for path in paths:
-        for f in text_files(Path(path)):
-            h.update(b"\0file\0")
-            try:
-                with open(f, "rb") as stream:
-                    for chunk in iter(lambda: stream.read(1 << 20), b""):
-                        h.update(chunk)
-            except OSError as e:
-                raise CorpusError(f"cannot read {f}: {e.strerror}") from None
+    for f in all_files(paths):
+        h.update(b"\0file\0")
+        try:
+            with open(f, "rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            raise CorpusError(f"cannot read {f}: {e.strerror}") from None
     return h.hexdigest()[:24]
 
 
@@ -155,7 +142,7 @@ class _Warnings(logging.Handler):
     def __init__(self):
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
-        self.loggers = [logging.getLogger(name) for name in ("zhrnn.corpus", "zhrnn.stream", "zhrnn.tokenizer")]
+        self.loggers = [logging.getLogger("zhrnn.text")]  # the text pipeline and the tokenizers
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
@@ -346,7 +333,7 @@ def _workspace(entry: Path, shared: bool) -> tuple[tempfile.TemporaryDirectory, 
         return tempfile.TemporaryDirectory(prefix="zhrnn-prepare-", ignore_cleanup_errors=True), e
 
 
-def _count(corpus: StreamedCorpus, level: str, provisional: Path) -> _CharCounts | _WordCounts:
+def _count(corpus: PreparedText, level: str, provisional: Path) -> _CharCounts | _WordCounts:
     """One pass over the prepared text: token counts, and the provisional ids written to a file."""
     with open(provisional, "wb") as out:
         if level == "char":
@@ -375,10 +362,9 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
             corpus = load_corpus(paths, corpus_cfg, labels, spool)
             counted = _count(corpus, level, provisional)
             built = cls.from_counts(counted.tokens(), min_count=min_count, max_size=max_vocab, marker=corpus.marker,
-                                    script=corpus.script, labels=corpus.labels)
+                                    script=corpus.info.script, labels=corpus.info.labels)
         spool.unlink()  # its disk space, before the ids are written
-        info = CorpusInfo(chars=corpus.chars, paragraphs=corpus.paragraphs, script=corpus.script,
-                          marker=corpus.marker, fingerprint=corpus.fingerprint, labels=corpus.labels)
+        info = corpus.info
         tokenizer = choose(built, info)
         expand = counted.mapping(tokenizer)
         dtype = np.uint16 if len(tokenizer) < 2**16 else np.uint32

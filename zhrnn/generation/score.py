@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .corpus import CorpusConfig, prepare
-from .model import CharRNN
-from .tokenizer import Tokenizer
+from ..model import CharRNN
+from ..text.pipeline import CorpusConfig, load_corpus, prepare
+from ..text.render import Renderer
+from ..text.tokenizer import Tokenizer
 
 
 @dataclass
@@ -26,12 +27,28 @@ class Score:
         return sum(self.bits) / max(1, self.chars)
 
 
-@torch.no_grad()
+def _text_config(corpus_cfg: dict | None, encoding: str | None = None) -> CorpusConfig:
+    """The model's own text options (markers, conversion), read with this file's encoding."""
+    return CorpusConfig(**{**(corpus_cfg or {}), "encoding": encoding})
+
+
 def score_text(model: CharRNN, tokenizer: Tokenizer, text: str, corpus_cfg: dict | None = None,
                device="cpu", chunk: int = 4096) -> Score:
-    """Score text prepared exactly as the model's training text was (markers, conversion)."""
-    cfg = CorpusConfig(**{k: v for k, v in (corpus_cfg or {}).items() if k != "encoding"})
-    prepared = prepare(text, cfg, labels=tokenizer.labels).text
+    """Score a string prepared exactly as the model's training text was (markers, conversion)."""
+    prepared = prepare(text, _text_config(corpus_cfg), labels=tokenizer.labels).text
+    return score_prepared(model, tokenizer, prepared, device, chunk)
+
+
+def score_files(model: CharRNN, tokenizer: Tokenizer, paths, corpus_cfg: dict | None = None,
+                encoding: str | None = None, device="cpu", chunk: int = 4096) -> Score:
+    """Score files read and prepared exactly as the model's training text was."""
+    prepared = load_corpus(paths, _text_config(corpus_cfg, encoding), labels=tokenizer.labels).text
+    return score_prepared(model, tokenizer, prepared, device, chunk)
+
+
+@torch.no_grad()
+def score_prepared(model: CharRNN, tokenizer: Tokenizer, prepared: str, device="cpu", chunk: int = 4096) -> Score:
+    """Score text that the pipeline has prepared (markers in place)."""
     ids = torch.from_numpy(tokenizer.encode(prepared).astype("int64")).to(device)  # (N,)
     lengths = tokenizer.char_lengths()
     out = Score(unknown=sum(1 for ch in prepared if ch not in tokenizer.index))
@@ -55,15 +72,15 @@ def score_text(model: CharRNN, tokenizer: Tokenizer, text: str, corpus_cfg: dict
 def heatmap_html(score: Score, marker: str | None, title: str = "zhrnn score") -> str:
     """A self-contained page: each character shaded by its surprise, the bits on hover."""
     top = max(score.bits, default=1.0) or 1.0
-    spans = []
+    renderer, spans = Renderer(marker), []
     for piece, bits in zip(score.pieces, score.bits):
-        if piece in (marker, "\n"):  # a paragraph start after a line break adds nothing
-            if piece == "\n" or (spans and spans[-1] != "<br>\n"):
-                spans.append("<br>\n")
-            continue
         alpha = min(1.0, bits / top)
-        spans.append(f'<span title="{bits:.2f} bits" style="background:rgba(220,40,40,{alpha:.2f})">'
-                     f"{html.escape(piece)}</span>")
+        for i, part in enumerate(renderer.feed(piece).split("\n")):  # as the text is shown: markers rendered
+            if i:
+                spans.append("<br>\n")
+            if part:
+                spans.append(f'<span title="{bits:.2f} bits" style="background:rgba(220,40,40,{alpha:.2f})">'
+                             f"{html.escape(part)}</span>")
     return (
         "<!doctype html><html lang=\"zh\"><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title>"

@@ -23,7 +23,7 @@ from typing import Callable, TypeVar
 import torch
 import torch.distributed as tdist
 
-from .errors import ConfigError, DistributedError, PeerFailed, ZhrnnError
+from ..errors import ConfigError, DistributedError, PeerFailed, ZhrnnError
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ import logging
 
 import torch
 
-from .errors import ConfigError
-from .tokenizer import Tokenizer
+from ..errors import ConfigError
+from ..text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,15 @@
+"""Generation: a trained model and a request -> text.
+
+    config.py      SampleConfig: the options of one request, checked once
+    decoder.py     the request's prime, processors and per-stream state (Stream)
+    processors.py  the logits processors: masks, penalties, temperature, top-k/top-p
+    sampling.py    sample() and beam_search(): the model stepped, streams drawn
+    stepper.py     step-by-step generation for the interactive writer
+    forms.py, rhyme.py   poem forms (诗体, 词牌) and rhyme groups behind the form processors
+    score.py       how surprised a model is by a text, and its heat map
+"""
+from .config import SampleConfig
+from .sampling import beam_search, sample
+from .stepper import Stepper
+
+__all__ = ["SampleConfig", "sample", "beam_search", "Stepper"]

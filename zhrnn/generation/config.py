@@ -1,0 +1,63 @@
+"""SampleConfig: every option of one generation request, checked once, here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+MAX_LENGTH = 1_000_000
+
+
+def check_temperature(temperature: float) -> None:
+    """The one check of a temperature (sampling, the interactive writer)."""
+    if not temperature > 0:
+        raise ConfigError(f"--temperature must be above 0, not {temperature} (use --greedy for the most likely text)")
+
+
+@dataclass
+class SampleConfig:
+    length: int = 100  # characters in each output, the start text included
+    temperature: float | tuple[float, ...] = 0.8  # a tuple is cycled, one value per character
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+    seed: int | None = None
+    repetition_penalty: float = 1.0  # > 1 divides the probability of characters used in the last repetition_window
+    repetition_window: int = 32
+    no_repeat_ngram: int = 4  # n > 0: never repeat an n-gram (of tokens) within one output; 0: off
+    beam: int = 1  # > 1: beam search for the most likely text (ignores temperature/top-k/top-p)
+    length_alpha: float = 0.7  # beam score = log p / tokens**alpha, so long texts are not punished
+    num_paragraphs: int | None = None  # stop after this many paragraphs (--num-paragraphs, formerly --paragraphs)
+    stop: str | None = None  # stop after this string appears (it is kept)
+    form: str | None = None  # 五言绝句, 七言律诗, ... or a template of □ and punctuation
+    acrostic: str = ""  # 藏头诗: each line of the form starts with the next of these characters
+    rhyme: bool = False  # the form's lines ending in 。 rhyme (十三辙 groups; needs pypinyin)
+    label: str | None = None  # context label (李白, 水调歌头) of a model trained with --labels
+
+    def __post_init__(self):
+        if self.length < 1:
+            raise ConfigError(f"--len must be at least 1, not {self.length}")
+        if self.length > MAX_LENGTH:
+            raise ConfigError(f"--len {self.length} is too large (at most {MAX_LENGTH})")
+        if not self.greedy and self.beam == 1:
+            for t in self.temperatures:
+                check_temperature(t)
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1], not {self.top_p}")
+        if not self.repetition_penalty >= 1:
+            raise ConfigError(f"--repetition-penalty must be 1 or more, not {self.repetition_penalty}")
+        if self.repetition_window < 1 or self.no_repeat_ngram < 0 or self.beam < 1:
+            raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
+        if self.num_paragraphs is not None and self.num_paragraphs < 1:
+            raise ConfigError(f"--num-paragraphs must be at least 1, not {self.num_paragraphs}")
+        if (self.acrostic or self.rhyme) and not self.form:
+            self.form = "五言绝句" if len(self.acrostic) <= 4 else "五言律诗"
+        if self.form and (self.num_paragraphs is not None or self.stop):
+            raise ConfigError("--num-paragraphs and --stop do not go with --form: the form decides where the poem ends")
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        t = self.temperature
+        return tuple(t) if isinstance(t, (list, tuple)) else (t,)

@@ -1,0 +1,193 @@
+"""Logits processors: the steps that shape each next-token distribution, for sampling, greedy
+decoding and beam search alike. Each is one small class,
+
+    processor(logits (n, V), streams, step) -> logits (n, V)
+
+given the streams it scores (their history is what a repetition rule looks at) and the step
+(tokens generated so far; streams advance in lockstep). A new constraint (a tone pattern, a
+banned word list) is one new class here and one line in Decoder.processors.
+
+Constraints and penalties run first; the sampling warpers (temperature, top-k, top-p) only when
+sampling. Masked tokens get -inf.
+"""
+from __future__ import annotations
+
+import math
+import unicodedata
+from functools import lru_cache
+
+import torch
+
+from ..text.tokenizer import Tokenizer
+from .forms import Form
+
+NEG_INF = float("-inf")
+
+
+class BanUnknown:
+    """<unk> is never emitted."""
+
+    def __init__(self, unk_id: int):
+        self.unk_id = unk_id
+
+    def __call__(self, logits, streams, step):
+        logits[:, self.unk_id] = NEG_INF
+        return logits
+
+
+class PlaceLabels:
+    """A context-label token goes right after a paragraph marker and nowhere else; with --label,
+    every paragraph begins with the one asked for."""
+
+    def __init__(self, tokenizer: Tokenizer, label_id: int | None, device):
+        self.marker_id = tokenizer.marker_id
+        self.elsewhere = torch.ones(len(tokenizer), dtype=torch.bool, device=device)  # (V,)
+        self.elsewhere[tokenizer.label_ids] = False
+        self.after_marker = torch.ones_like(self.elsewhere)  # (V,)
+        if label_id is not None:
+            self.after_marker = torch.zeros_like(self.elsewhere)
+            self.after_marker[label_id] = True
+
+    def __call__(self, logits, streams, step):
+        after = torch.tensor([s.previous == self.marker_id for s in streams], device=logits.device)  # (n,)
+        allowed = torch.where(after[:, None], self.after_marker, self.elsewhere)  # (n, V)
+        return logits.masked_fill(~allowed, NEG_INF)
+
+
+class FormMask:
+    """--form / --acrostic: at each position only what the form allows (any Chinese character,
+    or the one character fixed there)."""
+
+    def __init__(self, form: Form, offset: int):
+        self.form, self.offset = form, offset  # offset: positions the start text already fills
+
+    def __call__(self, logits, streams, step):
+        position = self.offset + step
+        if position < len(self.form):
+            logits = logits.masked_fill(~self.form.allowed(position).to(logits.device), NEG_INF)
+        return logits
+
+
+class RhymeMask:
+    """--rhyme: each stream's 韵脚 stay in the group its first one chose (if the form's mask
+    leaves any such character)."""
+
+    def __init__(self, form: Form, start_ids: list[int]):
+        self.form, self.start_ids = form, start_ids
+
+    def __call__(self, logits, streams, step):
+        position = len(self.start_ids) + step
+        if position >= len(self.form):
+            return logits
+        allowed = self.form.allowed(position)
+        for r, stream in enumerate(streams):
+            rhyming = self.form.rhyme_allowed(position, self.start_ids + stream.tokens)
+            if rhyming is not None and (rhyming & allowed).any():
+                logits[r] = logits[r].masked_fill(~rhyming.to(logits.device), NEG_INF)
+        return logits
+
+
+class RepetitionPenalty:
+    """Divides the probability of a character seen in the last `window` visible tokens by
+    `penalty`: unlike CTRL's rule on the sign of a logit, the same for any shift of the logits
+    (an adaptive output gives log-probabilities, all negative). Punctuation, spaces, line breaks
+    and the marker are exempt: a poem repeats ，and 。 by design."""
+
+    def __init__(self, tokenizer: Tokenizer, penalty: float, window: int, device):
+        self.log_penalty, self.window = math.log(penalty), window
+        self.penalisable = _content_tokens(tuple(tokenizer.vocab), tokenizer.unk_id, tokenizer.marker_id).to(device)
+
+    def __call__(self, logits, streams, step):
+        hits = torch.zeros(len(streams), logits.size(-1), dtype=torch.bool, device=logits.device)  # (n, V)
+        for r, stream in enumerate(streams):
+            hits[r, torch.tensor(stream.history[-self.window:], dtype=torch.long, device=logits.device)] = True
+        return logits - (hits & self.penalisable) * self.log_penalty
+
+
+class NoRepeatNgram:
+    """No n-gram of visible tokens twice in one output (a marker that would print a banned line
+    break is banned with it). Not where the form fixes the character, and never to a dead end:
+    a row with every option banned keeps them all."""
+
+    def __init__(self, n: int, newline_id: int | None, marker_id: int | None, form: Form | None, offset: int):
+        self.n, self.newline_id, self.marker_id = n, newline_id, marker_id
+        self.form, self.offset = form, offset
+
+    def __call__(self, logits, streams, step):
+        n = self.n
+        if self.form is not None and self.offset + step < len(self.form) and self.form.slots[self.offset + step] is not None:
+            return logits
+        hit_rows, hit_tokens = [], []  # gathered over the streams, then set in one indexing op
+        for r, stream in enumerate(streams):
+            hist = stream.history
+            banned = stream.ngrams.get(tuple(hist[-(n - 1):]) if n > 1 else ())
+            if not banned:
+                continue
+            banned = set(banned)
+            if self.newline_id in banned and hist and hist[-1] != self.newline_id:
+                banned.add(self.marker_id)  # the marker would print that same line break
+            banned.discard(None)
+            hit_rows += [r] * len(banned)
+            hit_tokens += banned
+        if hit_tokens:
+            kept = logits.clone()
+            logits[hit_rows, hit_tokens] = NEG_INF
+            dead = ~torch.isfinite(logits).any(-1)  # (n,) every option banned: a repeat beats a dead end
+            logits[dead] = kept[dead]
+        return logits
+
+
+# --- sampling warpers ------------------------------------------------------------------------
+
+
+class Temperature:
+    """Divides the logits by the temperature of this step (a list is cycled, one per character)."""
+
+    def __init__(self, temperatures: tuple[float, ...]):
+        self.temperatures = temperatures
+
+    def __call__(self, logits, streams, step):
+        return logits / self.temperatures[step % len(self.temperatures)]
+
+
+class TopK:
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, logits, streams=None, step=0):
+        if self.k >= logits.size(-1):
+            return logits
+        kth = torch.topk(logits, self.k, dim=-1).values[:, -1:]  # (n, 1)
+        return logits.masked_fill(logits < kth, NEG_INF)
+
+
+class TopP:
+    """Nucleus sampling: drop a token when the more likely tokens before it already cover p
+    (the first is always kept)."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, logits, streams=None, step=0):
+        if self.p >= 1:
+            return logits
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(-1)
+        drop = (probs.cumsum(-1) - probs) >= self.p
+        return logits.masked_fill(drop.scatter(-1, order, drop), NEG_INF)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """logits (n, V) with everything outside the top-k / nucleus top-p set to -inf."""
+    if top_k is not None:
+        logits = TopK(top_k)(logits)
+    if top_p is not None:
+        logits = TopP(top_p)(logits)
+    return logits
+
+
+@lru_cache(maxsize=8)  # one per vocabulary, not one per call
+def _content_tokens(vocab: tuple[str, ...], unk_id: int, marker_id: int | None) -> torch.Tensor:
+    """(V,) bool: tokens that are content, not punctuation, spaces, controls, <unk> or the marker."""
+    return torch.tensor([i not in (unk_id, marker_id) and not all(unicodedata.category(c)[0] in "PZC" for c in tok)
+                         for i, tok in enumerate(vocab)])

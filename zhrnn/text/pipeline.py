@@ -1,0 +1,360 @@
+"""The one text pipeline: decoded pieces of text -> the training text, a piece at a time.
+
+    pass 1  pieces -> newlines -> Unicode form -> OpenCC            -> spool (a file, or memory)
+            (and what needs the whole text first: is it already marked? is it empty?)
+    pass 2  spool -> '^' paragraph markers -> label tokens            -> the prepared text
+            (--labels: one more pass over the spool first, to count the labels)
+
+The result is text in which every paragraph starts with the marker and ends with '\\n':
+
+    "^床前明月光，疑是地上霜。\\n^春眠不觉晓，处处闻啼鸟。\\n"
+
+so the model learns where paragraphs begin and sampling can start "at the beginning of one".
+
+Every step works on pieces cut right after a '\\n', and none looks across a line break
+(OpenCC and jieba split at whitespace, Unicode normalisation cannot reach past '\\n'), so the
+result does not depend on where the pieces were cut: a whole string is this pipeline over one
+piece (prepare), a 100 GB corpus the same pipeline over 8 MB blocks spooled to disk (open_text).
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import script
+from .decoding import CHUNK_BYTES, read_pieces
+from .labels import assign_labels, count_labels, substitute_labels
+from ..errors import ConfigError, CorpusError
+
+log = logging.getLogger(__name__)
+
+PARAGRAPH_MODES = ("line", "blank", "off")
+SCRIPT_SAMPLE = 200_000  # characters script.detect_script reads
+
+
+@dataclass
+class CorpusConfig:
+    encoding: str | None = None  # None: detect UTF-8 / UTF-16 / GB18030 (GBK) / Big5
+    paragraphs: str = "line"  # line: one line = one paragraph; blank: blank-line separated; off
+    marker: str = "^"  # put before each paragraph; the model is primed with it when sampling
+    convert: str | None = None  # OpenCC config applied to the text, e.g. "t2s"
+    normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
+    labels: bool = False  # each paragraph may start with "label<TAB>": a context label (李白, 水调歌头)
+    label_min_count: int = 10  # rarer labels are dropped (their paragraphs train unlabelled)
+
+    def __post_init__(self):
+        if self.labels and self.paragraphs == "off":
+            raise ConfigError("--labels needs paragraphs: a label belongs to the paragraph it starts")
+        if self.label_min_count < 1:
+            raise ConfigError("--label-min-count must be at least 1")
+        if self.paragraphs not in PARAGRAPH_MODES:
+            raise ConfigError(f"--paragraphs must be one of {', '.join(PARAGRAPH_MODES)}, not {self.paragraphs!r}")
+        if self.paragraphs != "off" and len(self.marker) != 1:
+            raise ConfigError(f"the paragraph marker must be one character, not {self.marker!r}")
+        if self.normalize not in (None, "NFC", "NFKC", "NFD", "NFKD"):
+            raise ConfigError(f"unknown Unicode normalisation {self.normalize!r}")
+
+
+@dataclass
+class CorpusInfo:
+    """What the pipeline learned of the text over a complete pass (kept in the encoded cache)."""
+    chars: int  # characters of the prepared text (markers and labels included)
+    paragraphs: int
+    script: str
+    marker: str | None  # None when paragraphs == "off"
+    fingerprint: str  # of the prepared text: a resumed run says when its text changed
+    labels: dict[str, str] = field(default_factory=dict)  # label name -> its token
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def normalized_newlines(pieces: Iterable[str]) -> Iterator[str]:
+    """'\\r\\n' and '\\r' become '\\n', byte-order marks go. A '\\r' at a piece's end waits for the
+    next piece, which may start with the '\\n' of the same '\\r\\n'."""
+    held = ""
+    for piece in pieces:
+        piece = held + piece.replace("\ufeff", "")
+        held = "\r" if piece.endswith("\r") else ""
+        if held:
+            piece = piece[:-1]
+        yield piece.replace("\r\n", "\n").replace("\r", "\n")
+    if held:
+        yield "\n"
+
+
+def cut_at_lines(pieces: Iterable[str]) -> Iterator[str]:
+    """The same text in pieces that each end right after a '\\n' (the last one may not), so no
+    line is split. A line longer than a piece is gathered whole (the one unbounded case)."""
+    carry: list[str] = []  # a list, not a growing string: a long line is copied once, not per piece
+    for piece in pieces:
+        cut = piece.rfind("\n") + 1
+        if not cut:
+            carry.append(piece)
+            continue
+        carry.append(piece[:cut])
+        yield "".join(carry)
+        carry = [piece[cut:]]
+    rest = "".join(carry)
+    if rest:
+        yield rest
+
+
+def split_lines(text: str, size: int) -> Iterator[str]:
+    """text (cut after a '\\n', as cut_at_lines gives it) in parts of about `size` characters,
+    each ending after a '\\n'."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.rfind("\n", start, start + size) + 1 or text.find("\n", start + size) + 1
+        if not cut:
+            break
+        yield text[start:cut]
+        start = cut
+    if start < len(text):
+        yield text[start:]
+
+
+class MarkStats:
+    """Whether the text already has the marker at (most) paragraph starts, in which case it is
+    used as is; gathered a piece at a time (pieces cut after a '\\n')."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+        self.lines = 0  # lines with more than whitespace
+        self.marked = 0  # of them, those that start with the marker
+        self.count = 0  # markers anywhere
+        self.first: str | None = None  # the text's first non-whitespace character
+
+    def add(self, piece: str) -> None:
+        for line in piece.split("\n"):
+            start = line.lstrip()
+            if start:
+                self.lines += 1
+                self.marked += start.startswith(self.marker)
+        self.count += piece.count(self.marker)
+        if self.first is None and piece.strip():
+            self.first = piece.lstrip()[0]
+
+    def is_marked(self) -> bool:
+        if not self.lines:
+            return False
+        # a single line counts as marked when it starts with the marker and has more ("^一^二")
+        return self.marked >= 0.5 * self.lines or (
+            self.first == self.marker and self.count > 1 and self.lines < 2
+        )
+
+
+# --- pass 1: the text, converted, spooled ----------------------------------------------------
+
+
+class _Spool:
+    """Pass 1's text, kept for the passes that follow: in a file (UTF-8) for a corpus read from
+    disk, so that no pass holds the whole text, or in memory for a string."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.memory, self.size = path, [], 0  # size: bytes as UTF-8
+        self.file = open(path, "wb") if path else None
+
+    def write(self, piece: str) -> None:
+        data = piece.encode("utf-8", "surrogatepass")
+        self.size += len(data)
+        if self.file:
+            self.file.write(data)
+        else:
+            self.memory.append(piece)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+
+    def pieces(self) -> Iterator[str]:
+        """The spooled text again, cut after a '\\n'."""
+        if not self.path:
+            yield from cut_at_lines(self.memory)
+            return
+        with open(self.path, "rb") as f:
+            blocks = iter(lambda: f.read(CHUNK_BYTES), b"")
+            decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+            yield from cut_at_lines(decoder.decode(block) for block in blocks)
+
+
+# --- pass 2: markers and labels --------------------------------------------------------------
+
+
+class _Paragraphs:
+    """Markers for a text that has none yet, a line at a time: each paragraph (a line, or
+    blank-line separated lines), stripped of surrounding whitespace, as marker + paragraph + '\\n'."""
+
+    def __init__(self, mode: str, marker: str):
+        self.mode, self.marker = mode, marker
+        self.paragraphs = 0
+        self.stray = 0  # markers of the text's own
+        self.open = False  # blank mode: a paragraph has begun and not ended
+        self.tail = ""  # what follows the last '\n' seen
+
+    def feed(self, piece: str) -> str:
+        lines = (self.tail + piece).split("\n")
+        self.tail = lines.pop()
+        return "".join(map(self._line, lines))
+
+    def finish(self) -> str:
+        last = self._line(self.tail) if self.tail else ""
+        self.tail = ""
+        return last + self._close()
+
+    def _line(self, line: str) -> str:
+        line = line.strip()
+        if not line:
+            return self._close()
+        self.stray += line.count(self.marker)
+        if self.mode == "line":
+            self.paragraphs += 1
+            return f"{self.marker}{line}\n"
+        start = "\n" if self.open else self.marker
+        self.open = True
+        return start + line
+
+    def _close(self) -> str:
+        if not self.open:
+            return ""
+        self.open = False
+        self.paragraphs += 1
+        return "\n"
+
+
+class _AsIs:
+    """A text already marked (or with paragraphs off): the text itself, ended by a '\\n' if it
+    lacks one (not with paragraphs off)."""
+
+    def __init__(self, marker: str | None):
+        self.marker = marker
+        self.paragraphs = 0
+        self.stray = 0
+        self.last = ""
+
+    def feed(self, piece: str) -> str:
+        if self.marker:
+            self.paragraphs += piece.count(self.marker)
+        self.last = piece[-1:] or self.last
+        return piece
+
+    def finish(self) -> str:
+        return "\n" if self.marker and self.last != "\n" else ""
+
+
+class PreparedText:
+    """Text through the pipeline. Pass 1 runs when it is made; chunks() runs pass 2, and after a
+    complete pass `info` holds the counts that need the whole prepared text."""
+
+    def __init__(self, pieces: Iterable[str], cfg: CorpusConfig, labels: dict[str, str] | None = None,
+                 name: str | None = None, spool: Path | None = None, encodings: dict[str, str] | None = None):
+        """pieces: decoded text; name: what an error calls it (default: the files of `encodings`,
+        which the reading fills in); labels: label tokens of a resumed or fine-tuned model, kept."""
+        self.cfg = cfg
+        self.marker = None if cfg.paragraphs == "off" else cfg.marker
+        self.encodings = encodings if encodings is not None else {}  # file -> encoding it was read with
+        self.spool = _Spool(spool)
+        marks = MarkStats(cfg.marker)
+        has_text = False
+        try:
+            for piece in self._converted(pieces):
+                has_text = has_text or bool(piece.strip())
+                marks.add(piece)
+                self.spool.write(piece)
+        finally:
+            self.spool.close()
+        if not has_text:
+            raise CorpusError(f"{name or ', '.join(self.encodings)} is empty (or only whitespace)")
+        self.as_is = self.marker is None or marks.is_marked()
+        self._stray_told = False
+        self.labels: dict[str, str] = self._count_labels(labels) if cfg.labels else {}
+        self.info: CorpusInfo | None = None  # after a complete pass of chunks()
+
+    @property
+    def size(self) -> int:
+        """Bytes of the text as UTF-8 (after conversion, before markers)."""
+        return self.spool.size
+
+    def _converted(self, pieces: Iterable[str]) -> Iterator[str]:
+        for piece in cut_at_lines(normalized_newlines(pieces)):
+            if self.cfg.normalize:
+                piece = unicodedata.normalize(self.cfg.normalize, piece)
+            yield script.convert(piece, self.cfg.convert)
+
+    def _marking(self):
+        return _AsIs(self.marker) if self.as_is else _Paragraphs(self.cfg.paragraphs, self.cfg.marker)
+
+    def _marked(self, marking) -> Iterator[str]:
+        for piece in self.spool.pieces():
+            yield marking.feed(piece)
+        yield marking.finish()
+        if marking.stray and not self._stray_told:
+            self._stray_told = True
+            log.warning("the text has %d '%s' characters of its own; they will read as paragraph starts",
+                        marking.stray, self.marker)
+
+    def _count_labels(self, known: dict[str, str] | None) -> dict[str, str]:
+        """A first pass over the marked text: which labels occur min_count times."""
+        counts = Counter()
+        for piece in cut_at_lines(self._marked(self._marking())):
+            counts.update(count_labels(piece, self.cfg.marker))
+        return assign_labels(counts, self.cfg.label_min_count, known)
+
+    def chunks(self) -> Iterator[str]:
+        """The prepared text, in pieces that each end after a '\\n' (the last one may not)."""
+        marking = self._marking()
+        digest, head, chars = hashlib.sha256(), [], 0
+        for piece in cut_at_lines(self._marked(marking)):
+            if self.cfg.labels:
+                piece = substitute_labels(piece, self.cfg.marker, self.labels)
+            digest.update(piece.encode("utf-8", "surrogatepass"))  # a string may hold lone surrogates
+            if chars < SCRIPT_SAMPLE:
+                head.append(piece[: SCRIPT_SAMPLE - chars])
+            chars += len(piece)
+            yield piece
+        self.info = CorpusInfo(chars=chars, paragraphs=marking.paragraphs, script=script.detect_script("".join(head)),
+                               marker=self.marker, fingerprint=digest.hexdigest()[:16], labels=self.labels)
+
+    def read(self) -> "Corpus":
+        """The whole prepared text as one string, with its info."""
+        text = "".join(self.chunks())
+        return Corpus(text, self.info, self.encodings)
+
+
+@dataclass
+class Corpus:
+    """A prepared text held whole: what prepare() and load_corpus() give."""
+    text: str
+    info: CorpusInfo
+    encodings: dict[str, str] = field(default_factory=dict)  # file -> encoding it was read with
+
+    # the info's fields, read directly: corpus.paragraphs, corpus.script, ...
+    marker = property(lambda self: self.info.marker)
+    paragraphs = property(lambda self: self.info.paragraphs)
+    script = property(lambda self: self.info.script)
+    labels = property(lambda self: self.info.labels)
+    fingerprint = property(lambda self: self.info.fingerprint)
+
+
+def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, spool: Path | None = None) -> PreparedText:
+    """Files (or directories of .txt files) into the pipeline, read now; spool: a temporary file
+    the caller removes when done (None: the text is kept in memory)."""
+    encodings: dict[str, str] = {}
+    return PreparedText(read_pieces(paths, cfg.encoding, encodings), cfg, labels, spool=spool, encodings=encodings)
+
+
+def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> Corpus:
+    """Files prepared whole, in memory: for texts that fit (scoring, tests, benchmarks)."""
+    return open_text(paths, cfg or CorpusConfig(), labels).read()
+
+
+def prepare(text: str, cfg: CorpusConfig | None = None, name: str = "the text",
+            labels: dict[str, str] | None = None) -> Corpus:
+    """An already-decoded string through the pipeline: one piece."""
+    return PreparedText([text], cfg or CorpusConfig(), labels, name=name).read()
