@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,41 @@ def cli_env(**extra) -> dict:
 def run_cli(*args, cwd, timeout=300, env=None, **kwargs):
     return subprocess.run([sys.executable, "-m", "zhrnn", *map(str, args)], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout, **kwargs)
+
+
+# --- runs of `zhrnn train` in processes, and their loss curves (test_distributed, test_output) ---
+
+# Long enough for a validation part of 3 windows (split 2 + 1 over the processes).
+TEXT = POEMS * 8
+OPTIONS = {**TINY, "val_fraction": 0.2, "save_freq": 20}  # dropout 0: the processes' masks would differ
+
+
+def env() -> dict:
+    # one thread each: 2 processes on a 2-core machine, and the single-process runs alike
+    return cli_env(OMP_NUM_THREADS="1")
+
+
+def torchrun(*args, cwd, nproc=2, timeout=300):
+    """The standard launch: torchrun --nproc-per-node N -m zhrnn train ..."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "zhrnn", "train", *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+def zhrnn_train(*args, cwd, timeout=300):
+    return run_cli("train", *args, cwd=cwd, timeout=timeout, env=env())
+
+
+def curve(run_dir: Path) -> list[tuple[int, float, float]]:
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [(r["step"], r["train_loss"], r["val_bpc"]) for r in records]
+
+
+def assert_same_curve(a, b, tol=2e-3):
+    assert [s for s, _, _ in a] == [s for s, _, _ in b]
+    for (step, loss_a, val_a), (_, loss_b, val_b) in zip(a, b):
+        assert abs(loss_a - loss_b) < tol, (step, loss_a, loss_b)
+        assert abs(val_a - val_b) < tol, (step, val_a, val_b)
 
 
 def assert_clean_error(proc, *fragments):

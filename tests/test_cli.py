@@ -88,3 +88,15 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp
     proc = run_cli("sample", "--model", payload, cwd=tmp_path)
     assert_clean_error(proc, "not a safe zhrnn checkpoint")
     assert not marker.exists()
+
+
+def test_renamed_options_keep_their_old_spellings():
+    """--num-paragraphs was sample's --paragraphs (which in train is a mode), --output-layer was
+    train's --output (elsewhere a file): scripts with the old spellings still work."""
+    from zhrnn.cli import build_parser
+
+    parse = build_parser().parse_args
+    for spelling in ("--num-paragraphs", "--paragraphs"):
+        assert parse(["sample", spelling, "2"]).num_paragraphs == 2
+    for spelling in ("--output-layer", "--output"):
+        assert parse(["train", "诗.txt", spelling, "full"]).output == "full"

@@ -113,6 +113,17 @@ def test_int8_weights_sample_the_same_memorised_text(trained):
         assert small.generate(start=line[0], length=len(line), greedy=True) == line
 
 
+def test_int8_quantizes_a_copy_and_leaves_the_model_given_as_it_was(trained):
+    from zhrnn.model import quantize_int8
+
+    model = zhrnn.load(trained.run_dir).model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    small = quantize_int8(model)
+    assert small is not model and not small.training
+    assert model.training and isinstance(model.rnn, torch.nn.GRU)  # not switched to eval, not quantized
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_int8_is_refused_off_the_cpu(trained):
     if torch.cuda.is_available():
         with pytest.raises(ConfigError, match="--int8"):

@@ -12,8 +12,7 @@ from zhrnn.model import CharRNN, ModelConfig
 from zhrnn.text.tokenizer import CharTokenizer
 from zhrnn.training import fit as train
 
-from .conftest import POEMS, TINY, cli_options
-from .test_distributed import OPTIONS, TEXT, assert_same_curve, curve, torchrun, zhrnn_train
+from .conftest import OPTIONS, POEMS, TEXT, TINY, assert_same_curve, cli_options, curve, torchrun, zhrnn_train
 
 
 def adaptive_model(vocab_size=60, cutoffs=(10, 30)) -> CharRNN:
@@ -128,7 +127,7 @@ def test_two_processes_train_an_adaptive_output_whose_rare_cluster_some_steps_mi
     text = "鲲鹏\n" + TEXT  # two characters seen once: the last cluster, absent from most steps' rows
     (tmp_path / "诗.txt").write_text(text, encoding="utf-8")
     vocab = len(CharTokenizer.build("^" + text))
-    options = cli_options({**OPTIONS, "iters": 40}) + ["--output", "adaptive", "--cutoffs", f"8,{vocab - 2}"]
+    options = cli_options({**OPTIONS, "iters": 40}) + ["--output-layer", "adaptive", "--cutoffs", f"8,{vocab - 2}"]
     one = zhrnn_train("诗.txt", *options, "--out-dir", "one", "-q", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     two = torchrun("诗.txt", *options, "--out-dir", "two", "-q", cwd=tmp_path)

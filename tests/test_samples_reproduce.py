@@ -1,7 +1,6 @@
 """Every seeded `zhrnn sample` command written in samples/ for a shipped model gives the text
 below it, byte for byte: a change to decoding, rendering or loading that alters output shows here."""
 import shlex
-from pathlib import Path
 
 import pytest
 

@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import script
-from .decoding import CHUNK_BYTES, read_pieces
+from . import decoding, script
+from .decoding import read_pieces
 from .labels import assign_labels, count_labels, substitute_labels
 from ..errors import ConfigError, CorpusError
 
@@ -179,7 +179,7 @@ class _Spool:
             yield from cut_at_lines(self.memory)
             return
         with open(self.path, "rb") as f:
-            blocks = iter(lambda: f.read(CHUNK_BYTES), b"")
+            blocks = iter(lambda: f.read(decoding.CHUNK_BYTES), b"")
             decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
             yield from cut_at_lines(decoder.decode(block) for block in blocks)
 
@@ -275,6 +275,7 @@ class PreparedText:
         self._stray_told = False
         self.labels: dict[str, str] = self._count_labels(labels) if cfg.labels else {}
         self.info: CorpusInfo | None = None  # after a complete pass of chunks()
+        self._text: str | None = None
 
     @property
     def size(self) -> int:
@@ -321,25 +322,23 @@ class PreparedText:
         self.info = CorpusInfo(chars=chars, paragraphs=marking.paragraphs, script=script.detect_script("".join(head)),
                                marker=self.marker, fingerprint=digest.hexdigest()[:16], labels=self.labels)
 
-    def read(self) -> "Corpus":
-        """The whole prepared text as one string, with its info."""
-        text = "".join(self.chunks())
-        return Corpus(text, self.info, self.encodings)
+    def _complete(self) -> CorpusInfo:
+        if self.info is None:
+            _ = self.text  # a complete pass fills in the info
+        return self.info
 
+    @property
+    def text(self) -> str:
+        """The whole prepared text as one string, read once and kept: for texts that fit in memory
+        (scoring, tests); training reads chunks() instead."""
+        if self._text is None:
+            self._text = "".join(self.chunks())
+        return self._text
 
-@dataclass
-class Corpus:
-    """A prepared text held whole: what prepare() and load_corpus() give."""
-    text: str
-    info: CorpusInfo
-    encodings: dict[str, str] = field(default_factory=dict)  # file -> encoding it was read with
-
-    # the info's fields, read directly: corpus.paragraphs, corpus.script, ...
-    marker = property(lambda self: self.info.marker)
-    paragraphs = property(lambda self: self.info.paragraphs)
-    script = property(lambda self: self.info.script)
-    labels = property(lambda self: self.info.labels)
-    fingerprint = property(lambda self: self.info.fingerprint)
+    # the info's counts, read directly (after a complete pass, made now if need be)
+    paragraphs = property(lambda self: self._complete().paragraphs)
+    script = property(lambda self: self._complete().script)
+    fingerprint = property(lambda self: self._complete().fingerprint)
 
 
 def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, spool: Path | None = None) -> PreparedText:
@@ -349,12 +348,12 @@ def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, sp
     return PreparedText(read_pieces(paths, cfg.encoding, encodings), cfg, labels, spool=spool, encodings=encodings)
 
 
-def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> Corpus:
-    """Files prepared whole, in memory: for texts that fit (scoring, tests, benchmarks)."""
-    return open_text(paths, cfg or CorpusConfig(), labels).read()
+def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> PreparedText:
+    """Files through the pipeline, kept in memory: for texts that fit (scoring, tests, benchmarks)."""
+    return open_text(paths, cfg or CorpusConfig(), labels)
 
 
 def prepare(text: str, cfg: CorpusConfig | None = None, name: str = "the text",
-            labels: dict[str, str] | None = None) -> Corpus:
+            labels: dict[str, str] | None = None) -> PreparedText:
     """An already-decoded string through the pipeline: one piece."""
-    return PreparedText([text], cfg or CorpusConfig(), labels, name=name).read()
+    return PreparedText([text], cfg or CorpusConfig(), labels, name=name)

@@ -1,0 +1,87 @@
+"""The package's layers, as ARCHITECTURE.md draws them, hold in the code: every import (module
+level or inside a function) runs down the layers or within a folder, text/ never needs torch,
+and no two modules import each other round a cycle."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+PACKAGE = REPO / "zhrnn"
+# Lowest first. A module may import its own layer's modules and anything below.
+LAYERS = [
+    {"zhrnn.errors"},
+    {"zhrnn.text"},
+    {"zhrnn.model", "zhrnn.checkpoint", "zhrnn.shipped"},
+    {"zhrnn.generation"},
+    {"zhrnn.training"},
+    {"zhrnn.api"},
+    {"zhrnn.cli", "zhrnn.interactive", "zhrnn", "zhrnn.__main__"},
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(name: str) -> int:
+    """The layer of a module: that of the longest entry it is or lies inside."""
+    best = max((entry for layer in LAYERS for entry in layer if name == entry or name.startswith(entry + ".")
+                and entry != "zhrnn"), key=len, default="zhrnn")
+    return next(i for i, layer in enumerate(LAYERS) if best in layer)
+
+
+def imports(path: Path) -> set[str]:
+    """The zhrnn modules (and third-party top-level packages) a file imports, anywhere in it."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = ".".join(base[: len(base) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module
+            for alias in node.names:  # `from . import script` imports a module, `from .x import y` a name of x
+                submodule = f"{target}.{alias.name}"
+                found.add(submodule if submodule in MODULES else target)
+    return found
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_run_down_the_layers(name):
+    mine = layer_of(name)
+    upward = sorted(m for m in imports(MODULES[name]) if m.startswith("zhrnn") and m in MODULES and layer_of(m) > mine)
+    assert not upward, f"{name} (layer {mine}) imports from above: {upward}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("zhrnn.text")))
+def test_text_needs_no_torch(name):
+    assert not {m for m in imports(MODULES[name]) if m.split(".")[0] == "torch"}
+
+
+def test_no_import_cycle():
+    graph = {n: {m for m in imports(p) if m in MODULES and m != n} for n, p in MODULES.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                pytest.fail(f"import cycle: {' -> '.join(path + [nxt])}")
+            if not state.get(nxt):
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in graph:
+        if not state.get(name):
+            visit(name, [name])
