@@ -65,7 +65,7 @@ def test_no_repeat_ngram_stops_the_loops_greedy_falls_into(model):
 
 def test_repetition_penalty_shrinks_recent_characters_but_not_punctuation(model):
     tok = model.tokenizer
-    dec = Decoder(model.model, tok, "春眠", SampleConfig(repetition_penalty=2.0, no_repeat_ngram=0), 1, "cpu")
+    dec = Decoder(tok, "春眠", SampleConfig(repetition_penalty=2.0, no_repeat_ngram=0), 1, "cpu")
     logits = torch.zeros(1, len(tok))
     spring, sleep, comma, other = tok.index["春"], tok.index["眠"], tok.index["，"], tok.index["床"]
     logits[0, [spring, sleep, comma, other]] = torch.tensor([4.0, -4.0, 4.0, 4.0])

@@ -4,7 +4,7 @@ import torch
 
 import zhrnn
 from zhrnn.errors import ConfigError, VocabularyError
-from zhrnn.generation.processors import filter_logits
+from zhrnn.generation.processors import TopK, TopP
 from zhrnn.training import fit as train
 
 from .conftest import TINY
@@ -70,10 +70,11 @@ def test_unknown_start_and_bad_settings_are_refused(model):
 def test_top_k_and_top_p_keep_the_right_tokens():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     kept = lambda out: torch.isfinite(out[0]).tolist()
-    assert kept(filter_logits(logits, 2, None)) == [True, True, False, False]
-    assert kept(filter_logits(logits, None, 0.5)) == [True, False, False, False]
-    assert kept(filter_logits(logits, None, 0.85)) == [True, True, True, False]
-    assert kept(filter_logits(logits, None, 1.0)) == [True, True, True, True]
+    assert kept(TopK(2)(logits)) == [True, True, False, False]
+    assert kept(TopP(0.5)(logits)) == [True, False, False, False]
+    assert kept(TopP(0.85)(logits)) == [True, True, True, False]
+    assert kept(TopP(1.0)(logits)) == [True, True, True, True]
+    assert kept(TopP(0.5)(TopK(2)(logits))) == [True, False, False, False]
 
 
 def test_simplified_seed_finds_a_traditional_models_characters(tmp_path):

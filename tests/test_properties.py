@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from zhrnn.text.decoding import decode
 from zhrnn.text.pipeline import CorpusConfig, prepare
 from zhrnn.text.labels import is_label
-from zhrnn.text.render import render
+from zhrnn.text.render import Renderer, render
 from zhrnn.errors import ZhrnnError
 from zhrnn.text.tokenizer import CharTokenizer, WordTokenizer
 
@@ -82,3 +82,13 @@ def test_text_outside_the_vocabulary_becomes_unk_and_never_crashes(level, train,
     decoded = tok.decode(ids)
     if not tok.unknown_chars(other):
         assert decoded == other
+
+
+@FAST
+@given(st.lists(st.text(st.sampled_from("^\n春。，a\U000f0000"), max_size=4)), st.booleans())
+def test_rendering_a_token_at_a_time_equals_rendering_the_whole(pieces, sentence_lines):
+    """Sampling renders as tokens arrive, the API and the heat map whole: one rule, the same text."""
+    renderer = Renderer("^", sentence_lines)
+    shown = "".join(renderer.feed(piece) for piece in pieces)
+    assert shown == render("".join(pieces), "^", sentence_lines)
+    assert "^" not in shown and "\U000f0000" not in shown  # markers and labels never show

@@ -54,8 +54,6 @@ class TextModel:
         top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, num_paragraphs, stop, form,
         acrostic, rhyme, label. on_text(piece), with num=1, streams the text as it is generated.
         """
-        if "paragraphs" in options:  # the name of num_paragraphs before 0.2
-            options["num_paragraphs"] = options.pop("paragraphs")
         cfg = SampleConfig(length=length, **options)
         return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)
 

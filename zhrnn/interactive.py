@@ -1,5 +1,5 @@
 """`zhrnn interactive`: write together with the model in the terminal. Part of the CLI layer
-(it reads input and prints); the model side is generate.Stepper."""
+(it reads input and prints); the model side is generation/stepper.py."""
 from __future__ import annotations
 
 import sys

@@ -1,17 +1,18 @@
 """SampleConfig: every option of one generation request, checked once, here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 from ..errors import ConfigError
 
 MAX_LENGTH = 1_000_000
 
 
-def check_temperature(temperature: float) -> None:
-    """The one check of a temperature (sampling, the interactive writer)."""
-    if not temperature > 0:
-        raise ConfigError(f"--temperature must be above 0, not {temperature} (use --greedy for the most likely text)")
+def check_temperature(temperature: float | tuple[float, ...], advice: str = "") -> None:
+    """The one check of a temperature, or of a list of them (sampling, the interactive writer)."""
+    values = temperature if isinstance(temperature, (list, tuple)) else (temperature,)
+    if not all(t > 0 for t in values):
+        raise ConfigError(f"--temperature must be above 0, not {temperature}{advice}")
 
 
 @dataclass
@@ -33,15 +34,17 @@ class SampleConfig:
     acrostic: str = ""  # 藏头诗: each line of the form starts with the next of these characters
     rhyme: bool = False  # the form's lines ending in 。 rhyme (十三辙 groups; needs pypinyin)
     label: str | None = None  # context label (李白, 水调歌头) of a model trained with --labels
+    paragraphs: InitVar[int | None] = None  # the old name of num_paragraphs, still taken
 
-    def __post_init__(self):
+    def __post_init__(self, paragraphs: int | None):
+        if paragraphs is not None:
+            self.num_paragraphs = paragraphs
         if self.length < 1:
             raise ConfigError(f"--len must be at least 1, not {self.length}")
         if self.length > MAX_LENGTH:
             raise ConfigError(f"--len {self.length} is too large (at most {MAX_LENGTH})")
         if not self.greedy and self.beam == 1:
-            for t in self.temperatures:
-                check_temperature(t)
+            check_temperature(self.temperature, " (use --greedy for the most likely text)")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, not {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:

@@ -6,12 +6,11 @@ sends only what is new. Beam search copies whole streams (Stream.copy).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..errors import ConfigError, VocabularyError
-from ..model import CharRNN
 from ..text import script
 from ..text.render import Renderer
 from ..text.tokenizer import Tokenizer
@@ -58,16 +57,18 @@ class Stream:
     done: bool = False
 
     def copy(self) -> "Stream":
-        return Stream(self.renderer.copy(), self.previous, list(self.tokens), list(self.history),
-                      {g: set(s) for g, s in self.ngrams.items()}, self.shown, self.cut, self.markers, self.done)
+        """An independent twin: a new field is copied too (the mutable ones need their line here)."""
+        return replace(self, renderer=self.renderer.copy(), tokens=list(self.tokens), history=list(self.history),
+                       ngrams={g: set(s) for g, s in self.ngrams.items()})
 
 
 class Decoder:
     """The start and options of one request turned into a prime, processors and streams."""
 
-    def __init__(self, model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int, device):
-        self.model, self.tokenizer, self.cfg, self.num = model, tokenizer, cfg, num
+    def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int, device):
+        self.tokenizer, self.cfg = tokenizer, cfg
         self.device = torch.device(device)
+        self.label_ids = frozenset(tokenizer.label_ids)
         self.start = resolve_start(start, tokenizer)
         self.form = None
         if cfg.form:
@@ -105,14 +106,15 @@ class Decoder:
         out = [P.BanUnknown(tok.unk_id)]
         if tok.label_ids:
             out.append(P.PlaceLabels(tok, label_id, self.device))
-        if self.form is not None:
-            out.append(P.FormMask(self.form, len(self.start)))
+        if self.form is not None:  # a form is char level: the start fills one position per id
+            out.append(P.FormMask(self.form, len(self.start_ids)))
             if self.form.rhyme_positions:
                 out.append(P.RhymeMask(self.form, self.start_ids))
         if cfg.repetition_penalty > 1:
             out.append(P.RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, self.device))
         if cfg.no_repeat_ngram > 0:
-            out.append(P.NoRepeatNgram(cfg.no_repeat_ngram, self.newline_id, tok.marker_id, self.form, len(self.start)))
+            out.append(P.NoRepeatNgram(cfg.no_repeat_ngram, self.newline_id, tok.marker_id, self.form,
+                                       len(self.start_ids)))
         return out
 
     @property
@@ -146,7 +148,7 @@ class Decoder:
             if not piece:
                 return piece  # a paragraph start after a line break shows as nothing
             token = self.newline_id if self.newline_id is not None else token
-        elif token in tok.label_ids:
+        elif token in self.label_ids:
             return piece  # a label is not seen
         hist = stream.history
         if n > 0 and len(hist) >= n - 1:

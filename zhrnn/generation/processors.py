@@ -5,7 +5,7 @@ decoding and beam search alike. Each is one small class,
 
 given the streams it scores (their history is what a repetition rule looks at) and the step
 (tokens generated so far; streams advance in lockstep). A new constraint (a tone pattern, a
-banned word list) is one new class here and one line in Decoder.processors.
+banned word list) is one new class here and one line in Decoder._processors.
 
 Constraints and penalties run first; the sampling warpers (temperature, top-k, top-p) only when
 sampling. Masked tokens get -inf.
@@ -73,7 +73,7 @@ class RhymeMask:
     leaves any such character)."""
 
     def __init__(self, form: Form, start_ids: list[int]):
-        self.form, self.start_ids = form, start_ids
+        self.form, self.start_ids = form, start_ids  # a form is char level: one id per position
 
     def __call__(self, logits, streams, step):
         position = len(self.start_ids) + step
@@ -111,7 +111,7 @@ class NoRepeatNgram:
 
     def __init__(self, n: int, newline_id: int | None, marker_id: int | None, form: Form | None, offset: int):
         self.n, self.newline_id, self.marker_id = n, newline_id, marker_id
-        self.form, self.offset = form, offset
+        self.form, self.offset = form, offset  # offset: positions the start text already fills
 
     def __call__(self, logits, streams, step):
         n = self.n
@@ -124,7 +124,7 @@ class NoRepeatNgram:
             if not banned:
                 continue
             banned = set(banned)
-            if self.newline_id in banned and hist and hist[-1] != self.newline_id:
+            if self.newline_id in banned and stream.renderer.marker_breaks_line():
                 banned.add(self.marker_id)  # the marker would print that same line break
             banned.discard(None)
             hit_rows += [r] * len(banned)
@@ -151,6 +151,8 @@ class Temperature:
 
 
 class TopK:
+    """Only the k most likely tokens."""
+
     def __init__(self, k: int):
         self.k = k
 
@@ -175,15 +177,6 @@ class TopP:
         probs = sorted_logits.softmax(-1)
         drop = (probs.cumsum(-1) - probs) >= self.p
         return logits.masked_fill(drop.scatter(-1, order, drop), NEG_INF)
-
-
-def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
-    """logits (n, V) with everything outside the top-k / nucleus top-p set to -inf."""
-    if top_k is not None:
-        logits = TopK(top_k)(logits)
-    if top_p is not None:
-        logits = TopP(top_p)(logits)
-    return logits
 
 
 @lru_cache(maxsize=8)  # one per vocabulary, not one per call

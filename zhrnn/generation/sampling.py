@@ -51,7 +51,7 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
         if num > 1:
             raise ConfigError("--beam finds the one most likely text; it does not go with --num")
         return [beam_search(model, tokenizer, start, cfg, device)]
-    dec = Decoder(model, tokenizer, start, cfg, num, device)
+    dec = Decoder(tokenizer, start, cfg, num, device)
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=dec.device)
@@ -102,7 +102,7 @@ def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleCon
     """The most likely continuation under the model, by beam search with length normalisation.
     Finished beams are carried along unchanged until every beam has finished."""
     k = cfg.beam
-    dec = Decoder(model, tokenizer, start, cfg, k, device)
+    dec = Decoder(tokenizer, start, cfg, k, device)
     was_training = model.training
     model.eval()
     logits, hidden = model(torch.tensor(dec.prime, device=dec.device)[None])  # (1, P, V)

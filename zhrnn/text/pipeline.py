@@ -35,7 +35,6 @@ from ..errors import ConfigError, CorpusError
 log = logging.getLogger(__name__)
 
 PARAGRAPH_MODES = ("line", "blank", "off")
-SCRIPT_SAMPLE = 200_000  # characters script.detect_script reads
 
 
 @dataclass
@@ -315,8 +314,8 @@ class PreparedText:
             if self.cfg.labels:
                 piece = substitute_labels(piece, self.cfg.marker, self.labels)
             digest.update(piece.encode("utf-8", "surrogatepass"))  # a string may hold lone surrogates
-            if chars < SCRIPT_SAMPLE:
-                head.append(piece[: SCRIPT_SAMPLE - chars])
+            if chars < script.SAMPLE_CHARS:  # the head that tells the script
+                head.append(piece[: script.SAMPLE_CHARS - chars])
             chars += len(piece)
             yield piece
         self.info = CorpusInfo(chars=chars, paragraphs=marking.paragraphs, script=script.detect_script("".join(head)),
@@ -324,7 +323,8 @@ class PreparedText:
 
     def _complete(self) -> CorpusInfo:
         if self.info is None:
-            _ = self.text  # a complete pass fills in the info
+            for _ in self.chunks():  # a complete pass fills in the info (the text is not kept)
+                pass
         return self.info
 
     @property

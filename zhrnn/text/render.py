@@ -28,13 +28,17 @@ class Renderer:
         twin.last = self.last
         return twin
 
+    def marker_breaks_line(self) -> bool:
+        """Whether a marker fed now would show as a line break (not at the start of a line)."""
+        return self.last not in (None, "\n")
+
     def feed(self, piece: str) -> str:
         out = []
         for ch in piece:
             if is_label(ch):
                 continue
             if ch == self.marker:
-                if self.last not in (None, "\n"):
+                if self.marker_breaks_line():
                     out.append("\n")
             else:
                 out.append(ch)

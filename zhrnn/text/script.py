@@ -10,6 +10,7 @@ from ..errors import ConfigError
 # The configs opencc-python-reimplemented ships (t2s, s2t, Taiwan / Hong Kong variants, ...).
 OPENCC_CONFIGS = ("t2s", "s2t", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "t2hk")
 SIMPLIFIED, TRADITIONAL, UNKNOWN = "simplified", "traditional", "unknown"
+SAMPLE_CHARS = 200_000  # detect_script reads this much of a text: a sample decides as well as the whole
 
 
 @lru_cache(maxsize=None)
@@ -26,7 +27,7 @@ def convert(text: str, config: str | None) -> str:
     return text if not config else _converter(config).convert(text)
 
 
-def detect_script(text: str, sample_chars: int = 200_000) -> str:
+def detect_script(text: str, sample_chars: int = SAMPLE_CHARS) -> str:
     """'traditional', 'simplified' or 'unknown', by how many characters each OpenCC direction changes.
 
     A Simplified text is changed by s2t and untouched by t2s, and the other way round; text with

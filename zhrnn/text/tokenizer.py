@@ -39,7 +39,7 @@ class Tokenizer:
             raise ConfigError("the vocabulary has duplicate tokens")
         self.unk_id = 0
         self.marker_id = self.index.get(marker) if marker else None
-        self.labels = dict(labels or {})  # context label name -> its token (see corpus.attach_labels)
+        self.labels = dict(labels or {})  # context label name -> its token (see text/labels.py)
         missing = [name for name, tok in self.labels.items() if tok not in self.index]
         if missing:
             raise ConfigError(f"label(s) {', '.join(missing[:3])} have no token in the vocabulary")

@@ -11,8 +11,8 @@ np.load(mmap_mode="r"): the processes of a torchrun training on one machine shar
 the page cache, and none of them holds the whole text.
 
 Preparing never holds the whole text either (a 100-million-character corpus would take GBs as
-one string): stream.py prepares it chunk by chunk, one pass counts its tokens while writing a
-provisional id per token to a temporary file (at char level the code point, at word level a
+one string): the text pipeline (text/pipeline.py) gives it chunk by chunk, one pass counts its
+tokens while writing a provisional id per token to a temporary file (at char level the code point, at word level a
 number per distinct word in first-seen order), and once the counts give the vocabulary, a second
 pass turns the provisional ids into the final ones. jieba cuts the chunks on all cores.
 
