@@ -35,8 +35,8 @@ from prepare import build_text  # noqa: E402
 
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
 from zhrnn.training.batches import Batches, eval_windows, split_ids  # noqa: E402
+from zhrnn.training.build import prepare_run  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
-from zhrnn.training.trainer import prepare_run  # noqa: E402
 
 
 # zhrnn configurations: name -> options of zhrnn.train

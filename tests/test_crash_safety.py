@@ -15,7 +15,7 @@ import torch
 from zhrnn import checkpoint
 from zhrnn.training import rundir
 from zhrnn.errors import ConfigError, ZhrnnError
-from zhrnn.training.trainer import prepare_run
+from zhrnn.training.build import prepare_run
 
 from .conftest import REPO, TINY, POEMS, cli_options, run_cli
 

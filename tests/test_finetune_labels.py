@@ -12,7 +12,7 @@ from zhrnn.training.finetune import extend_tokenizer, grow_state
 from zhrnn.model import CharRNN, ModelConfig
 from zhrnn.text.tokenizer import CharTokenizer
 from zhrnn.training import fit as train
-from zhrnn.training.trainer import prepare_run
+from zhrnn.training.build import prepare_run
 
 from .conftest import POEMS, REPO, TINY, assert_clean_error, run_cli
 

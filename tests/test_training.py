@@ -9,7 +9,7 @@ import zhrnn
 from zhrnn import checkpoint
 from zhrnn.errors import ConfigError, CorpusError
 from zhrnn.training import fit as train
-from zhrnn.training.trainer import prepare_run
+from zhrnn.training.build import prepare_run
 
 from .conftest import POEMS, TINY
 

@@ -245,7 +245,7 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .training.distributed import setup
-    from .training.trainer import prepare_run
+    from .training.build import prepare_run
 
     skip = {"corpus", "resume", "quiet", "func", "command", "argv", *launch_options}
     options = {k: v for k, v in vars(args).items() if k not in skip}

@@ -1,4 +1,6 @@
 """Training: a plan for a run, its encoded text and batches, the trainer, and the processes."""
-from .trainer import TrainConfig, TrainResult, fit
+from .build import fit
+from .plan import TrainConfig
+from .trainer import TrainResult
 
 __all__ = ["TrainConfig", "TrainResult", "fit"]

@@ -40,7 +40,7 @@ class Batches:
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, device: torch.device, seed: int,
                  rank: int = 0, world: int = 1):
-        if batch_size % world:  # the trainer says so to the user before any text is read
+        if batch_size % world:  # the plan (plan.py) says so to the user before any text is read
             raise ValueError(f"batch_size {batch_size} is not a multiple of the {world} processes")
         self.ids = ids  # (N,), possibly memory-mapped: read a window at a time, never as a whole
         self.batch_size, self.seq_length, self.device = batch_size, seq_length, device

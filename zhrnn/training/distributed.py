@@ -198,7 +198,7 @@ def setup() -> Dist:
         raise ConfigError("this PyTorch build has no torch.distributed; train with one process")
     d = Dist(rank=e.rank, world=e.world, local_rank=e.local_rank, local_world=e.local_world, host=socket.gethostname())
     if torch.cuda.is_available():
-        torch.cuda.set_device(e.local_rank % torch.cuda.device_count())  # checked by the trainer if it trains on CUDA
+        torch.cuda.set_device(e.local_rank % torch.cuda.device_count())  # checked by the plan (plan.py) if it trains on CUDA
     if not tdist.is_initialized():
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() and tdist.is_nccl_available() else "gloo"
         d.guard("joining the process group", lambda: tdist.init_process_group(backend))

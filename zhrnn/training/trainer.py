@@ -1,5 +1,6 @@
 """The training loop: AdamW, clipping, warmup + cosine schedule, AMP on CUDA, and every save_freq
 iterations a validation loss in bits per character, an atomic checkpoint and a printed sample.
+How a run is decided and put together is in plan.py and build.py.
 
 A run lives in one directory (runs/<corpus name> by default):
     ckpt.pt       the latest checkpoint (everything needed to sample or to resume exactly)
@@ -15,83 +16,25 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .. import checkpoint, shipped
+from .. import checkpoint
 from . import rundir
-from ..text.pipeline import CorpusConfig, CorpusInfo
-from .batches import Batches, eval_windows, split_ids
-from .distributed import Dist, setup
-from .encoded import encode_corpus
-from ..errors import ConfigError, CorpusError, DistributedError, ZhrnnError
-from .finetune import extend_tokenizer, grow_state
+from .batches import Batches, Split, eval_windows
+from .distributed import Dist
+from .encoded import Encoded
+from .plan import TrainConfig
+from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
-from ..generation.decoder import resolve_start
-from ..model import CharRNN, ModelConfig, resolve_device
-from ..text.tokenizer import Tokenizer
+from ..model import CharRNN
+from ..text.pipeline import CorpusConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    # the classic char-rnn knobs (names of the Theano GRU script in comments)
-    batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
-    seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
-    learning_rate: float = 2e-3  # learning_rate: peak, after warmup; cosine decay to a tenth
-    iters: int = 1000  # iter: optimizer steps in total
-    save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
-    start: str = ""  # idx_of_begin: start text of the samples printed while training
-    sample_len: int = 100  # len_of_sample
-    sample_temperature: float = 0.8
-    # vocabulary
-    level: str = "char"  # char | word (jieba)
-    min_count: int = 1  # rarer characters become <unk>
-    max_vocab: int | None = None
-    # optimisation
-    warmup: int = 50
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    val_fraction: float = 0.05
-    eval_tokens: int = 100_000  # validation tokens read per evaluation, at most
-    # where and how
-    seed: int = 1337
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto (bf16, else fp16, on CUDA; off on CPU) | bf16 | fp16 | off
-    out_dir: str | None = None  # default runs/<corpus name>
-    init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
-    cache_dir: str | None = None  # encoded-text cache (default $ZHRNN_CACHE or ~/.cache/zhrnn)
-
-    def __post_init__(self):
-        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
-        if not 0 <= self.val_fraction < 0.5:
-            raise ConfigError("--val-fraction must be in [0, 0.5)")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
-        if not self.grad_clip > 0:
-            raise ConfigError(f"--grad-clip must be above 0, not {self.grad_clip}")
-        if self.warmup < 0:
-            raise ConfigError(f"--warmup must be 0 or more, not {self.warmup}")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ConfigError(f"--amp must be auto, bf16, fp16 or off, not {self.amp!r}")
-
-
-# Options that can change when a run is resumed; everything else is fixed by the checkpoint.
-RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
-             "cache_dir"}
-# Options that may differ between the processes of one torchrun training (only rank 0 writes).
-LOCAL = {"out_dir", "cache_dir"}
 
 
 @dataclass
@@ -102,26 +45,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # training loss (nats/token) of each step run here
     val_bpc: float | None = None
     interrupted: bool = False
-
-
-def split_options(options: dict) -> tuple[CorpusConfig, ModelConfig, TrainConfig]:
-    """Flat keyword options (as the CLI and zhrnn.train take them) -> the three configs."""
-    configs = (CorpusConfig, ModelConfig, TrainConfig)
-    known = {f.name: cls for cls in configs for f in fields(cls)}
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
-    return tuple(cls(**{k: v for k, v in options.items() if known.get(k) is cls}) for cls in configs)
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp == "auto":
-        # cuDNN runs RNNs in bf16 only from 9.13 on; before that fp16 (with loss scaling) is the fast path
-        cudnn = torch.backends.cudnn.version() or 0
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() and cudnn >= 91300 else torch.float16
-    return torch.float16 if amp == "fp16" else torch.bfloat16
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -158,117 +81,30 @@ def stop_on_signals(flag: threading.Event):
 
 
 class Trainer:
-    """Owns one run: corpus, tokenizer, model, optimizer and their states."""
+    """A built run (build.build_trainer): its steps, evaluation, checkpoints, samples and the loop."""
 
-    def __init__(self, corpus_paths, corpus_cfg: CorpusConfig, model_cfg: ModelConfig, cfg: TrainConfig,
-                 state: dict | None = None, run_dir: Path | None = None, base: dict | None = None,
-                 dist: Dist | None = None):
-        """state: a checkpoint to resume; base: a model to start from (--init-from); dist: the
-        processes of a torchrun training (default: this one alone)."""
-        self.corpus_paths = [str(p) for p in corpus_paths]
-        self.corpus_cfg, self.cfg = corpus_cfg, cfg
-        self.dist = dist = dist or Dist()
-        if cfg.batch_size % dist.world:  # before the text is read
-            raise DistributedError(f"--batch-size {cfg.batch_size} (the global batch) does not split evenly over "
-                                   f"{dist.world} processes; use a multiple of {dist.world}")
-        self.device = resolve_device(cfg.device)  # before reading the text: a wrong --device fails fast
-        if dist.active and self.device.type == "cuda":
-            if dist.local_world > torch.cuda.device_count():
-                raise DistributedError(f"{dist.local_world} processes on this machine but {torch.cuda.device_count()} "
-                                       "GPU(s): start one process per GPU (--nproc-per-node)")
-            self.device = torch.device("cuda", torch.cuda.current_device())  # this process's own GPU
-        # the same options everywhere (named if not), before minutes of preparing the text
-        settings = {**asdict(corpus_cfg), **{k: v for k, v in asdict(model_cfg).items() if k != "vocab_size"},
-                    **{k: v for k, v in asdict(cfg).items() if k not in LOCAL}}
-        dist.agree("settings", settings, "start every machine with the same options")
-        known = state or base
-        known_labels = known["tokenizer"].get("labels") if known else None  # label tokens stay as they were
-
-        def choose(built: Tokenizer, info: CorpusInfo) -> Tokenizer:
-            if base is not None:
-                base_tokenizer = Tokenizer.from_dict(base["tokenizer"])
-                if base_tokenizer.script != info.script and "unknown" not in (base_tokenizer.script, info.script):
-                    log.warning("--init-from: the model learned %s text and this text is %s; consider --convert %s",
-                                base_tokenizer.script, info.script, "t2s" if base_tokenizer.script == "simplified" else "s2t")
-                return extend_tokenizer(base_tokenizer, built, info.labels)
-            if state is not None:
-                # The checkpoint's vocabulary stays; the text may change as long as it brings no token
-                # that a fresh run would have learned (those would silently train as <unk>).
-                tokenizer = Tokenizer.from_dict(state["tokenizer"])
-                new = [t for t in built.vocab if t not in tokenizer.index]
-                if new:
-                    raise CorpusError(
-                        f"--resume: the text has {len(new)} token(s) the checkpoint's vocabulary lacks "
-                        f"(e.g. {''.join(new[:5])}); resume with the text the run was trained on, or start a new run"
-                    )
-                return tokenizer
-            return built
-
-        def encode():
-            return encode_corpus(self.corpus_paths, corpus_cfg, cfg.level, cfg.min_count, cfg.max_vocab, choose,
-                                 labels=known_labels, cache=cfg.cache_dir, shared=dist.active)
-
-        # One process per machine prepares the encoded text; the others map what it wrote.
-        data = dist.from_local_main(encode, then=encode)
-        dist.agree("text", data.digest, "every machine needs the same text files (same bytes) and text options")
-        self.tokenizer, self.corpus, self.cached = data.tokenizer, data.info, data.cached
-        self.chars_per_token = data.info.chars / len(data.ids)  # 1 at char level; for speed in chars/s
-        self.split = split_ids(data.ids, cfg.seq_length, cfg.val_fraction)
-        resolve_start(cfg.start, self.tokenizer)  # refuse an unknown start character before training
-
-        self.amp = amp_dtype(cfg.amp, self.device)
-        if self.device.type == "cuda":
-            torch.set_float32_matmul_precision("high")  # TF32 for what stays in float32
-
-        model_cfg.vocab_size = len(self.tokenizer)
-        model_cfg = model_cfg.resolved(reserved=len(self.tokenizer.labels))  # labels sit before the frequent tokens
-        torch.manual_seed(cfg.seed)
-        self.model = CharRNN(model_cfg)
-        self.model_cfg = self.model.config  # output and cutoffs made concrete: what the checkpoint keeps
-        if base is not None:
-            self.model.load_state_dict(grow_state(base["model"], self.model))
-        self.model.to(self.device)
-        # What trains: under torchrun, DDP averages the gradients over processes in backward().
-        self.net = self.model
-        if dist.active:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            # an adaptive output's clusters get no gradient in a step whose targets miss them
-            unused = self.model_cfg.output == "adaptive"
-            self.net = dist.guard("starting DDP", lambda: DistributedDataParallel(
-                self.model, device_ids=ids, find_unused_parameters=unused))
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.learning_rate, betas=(0.9, 0.99),
-        )
-        # fp16 needs loss scaling; bf16 has float32's range and does not
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
-        self.batches = Batches(self.split.train, cfg.batch_size, cfg.seq_length, self.device, cfg.seed,
-                               rank=dist.rank, world=dist.world)
-        self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(self.device)  # (V,)
-        self.step, self.best_val = 0, None
-        if state is not None:
-            self._restore(state)
-        self._seed_dropout()
-
-        def make_run_dir() -> Path:
-            path = run_dir or rundir.new_run_dir(self.corpus_paths)
-            path.mkdir(parents=True, exist_ok=True)  # an unusable --out-dir fails here, before training
-            return path
-
-        self.run_dir = dist.from_main(make_run_dir)  # rank 0 writes; the others know where
-        self.ckpt_path = self.run_dir / checkpoint.FILENAME
-
-    def _seed_dropout(self) -> None:
-        """Each process of a torchrun training draws its own dropout masks (rank 0 keeps the
-        single-process stream, so one process trains as it always did)."""
-        if self.dist.rank:
-            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + self.step)  # CPU and CUDA generators
+    def __init__(self, *, corpus_paths: list[str], corpus_cfg: CorpusConfig, cfg: TrainConfig, text: Encoded,
+                 split: Split, model: CharRNN, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, batches: Batches, device: torch.device, amp: torch.dtype | None,
+                 run_dir: Path, dist: Dist, step: int = 0, best_val: float | None = None):
+        """net: what trains (model, or its DDP wrapper under torchrun); step, best_val: where a
+        resumed run stands (its model, optimizer and random streams already restored)."""
+        self.corpus_paths, self.corpus_cfg, self.cfg, self.dist = corpus_paths, corpus_cfg, cfg, dist
+        self.tokenizer, self.corpus, self.cached = text.tokenizer, text.info, text.cached
+        self.chars_per_token = text.info.chars / len(text.ids)  # 1 at char level; for speed in chars/s
+        self.split = split
+        self.model, self.net, self.optimizer, self.scaler, self.batches = model, net, optimizer, scaler, batches
+        self.model_cfg = model.config  # output and cutoffs made concrete: what the checkpoint keeps
+        self.device, self.amp = device, amp
+        self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(device)  # (V,)
+        self.step, self.best_val = step, best_val
+        self.run_dir = run_dir
+        self.ckpt_path = run_dir / checkpoint.FILENAME
 
     # --- state ---------------------------------------------------------------------------------
 
     def state(self) -> dict:
+        """The checkpoint (plan.Resume.from_checkpoint reads its training state back)."""
         rng = {"torch": torch.get_rng_state(), "batches": self.batches.state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -286,20 +122,6 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,
         }
-
-    def _restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step, self.best_val = int(state["step"]), state.get("best_val_bpc")
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        self.batches.set_state(rng["batches"])
-        if self.device.type == "cuda" and "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        if state["corpus"]["fingerprint"] != self.corpus.fingerprint:
-            log.warning("the corpus text changed since the checkpoint (same vocabulary); training goes on with the new text")
 
     def save(self) -> Path:
         """Every process checks (their weights are equal, so they stop alike); rank 0 writes."""
@@ -463,72 +285,3 @@ class Trainer:
                 result.interrupted = True
         result.step = self.step
         return result
-
-
-def refuse_other_checkpoint(run_dir: Path, advice: str) -> None:
-    if (run_dir / checkpoint.FILENAME).exists():
-        raise ConfigError(f"{run_dir} already has a checkpoint; {advice}")
-
-
-def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = None, dist: Dist | None = None) -> Trainer:
-    """Build a Trainer for a new run, or for continuing one (resume: a checkpoint, a run
-    directory, or True for the newest run on this corpus). Under torchrun, rank 0 finds and
-    reads the checkpoint and hands it to the others: only its machine needs the run directory."""
-    dist = dist or Dist()
-    if isinstance(corpus_paths, (str, Path)):
-        corpus_paths = [corpus_paths]
-    if not corpus_paths:
-        raise ConfigError("no training text given")
-    if not resume:
-        base = None
-        if options.get("init_from"):
-            base = dist.from_main(lambda: checkpoint.load(shipped.resolve(options["init_from"])))
-            # the architecture is the model's; only dropout may change
-            base_cfg = asdict(ModelConfig.from_dict(base["model_config"]))
-            shape = {k: v for k, v in base_cfg.items() if k not in ("vocab_size", "dropout")}
-            changed = sorted(k for k in shape if k in options and options[k] != shape[k])
-            if changed:
-                raise ConfigError(f"--init-from keeps the model's architecture; cannot change {', '.join(changed)}")
-            options = {**shape, "dropout": base["model_config"].get("dropout", 0.1), **options}
-            if "level" in base.get("train_config", {}):  # a word-level model goes on at word level
-                options.setdefault("level", base["train_config"]["level"])
-        corpus_cfg, model_cfg, cfg = split_options(options)
-        run_dir = Path(cfg.out_dir) if cfg.out_dir else None
-        if run_dir:
-            dist.from_main(lambda: refuse_other_checkpoint(run_dir, "continue it with --resume or choose another --out-dir"))
-        return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, run_dir=run_dir, base=base, dist=dist)
-
-    def find() -> tuple[Path, dict]:
-        path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
-        return path, checkpoint.load(path)
-
-    path, state = dist.from_main(find)
-    if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
-        raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
-    model_cfg = asdict(ModelConfig.from_dict(state["model_config"]))
-    fixed = {**state.get("corpus_config", {}), **model_cfg, **state["train_config"]}
-    changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
-    if changed:
-        raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
-    merged = {**fixed, "out_dir": None, "cache_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
-    corpus_cfg, model_cfg, cfg = split_options(merged)
-    # Continue in place only from a run's own ckpt.pt; from any other file (a backup, a shipped
-    # model) or with --out-dir, write elsewhere so no other checkpoint is overwritten.
-    if cfg.out_dir:
-        run_dir = Path(cfg.out_dir)
-        if run_dir.resolve() != path.parent.resolve():
-            dist.from_main(lambda: refuse_other_checkpoint(run_dir, "choose another --out-dir"))
-    else:
-        run_dir = path.parent if path.name == checkpoint.FILENAME else None
-    return Trainer(corpus_paths, corpus_cfg, model_cfg, cfg, state=state, run_dir=run_dir, dist=dist)
-
-
-def fit(corpus_paths, resume=None, progress: bool = True, on_save=None, **options) -> TrainResult:
-    """Train (or resume) a model on text files; options are the fields of CorpusConfig,
-    ModelConfig and TrainConfig, e.g. train("诗.txt", hidden_size=512, iters=5000).
-    Under torchrun, the processes train one model together (see zhrnn.distributed)."""
-    dist = setup()
-    try:
-        return prepare_run(corpus_paths, options, resume, dist).run(progress=progress and dist.main, on_save=on_save)
-    finally:
-        dist.close()

@@ -1,0 +1,116 @@
+"""The plan of a run: what is refused before any text is read, the parsed checkpoint parts it
+holds, and its vocabulary policy (the text's own, the resumed checkpoint's, a base grown)."""
+import logging
+
+import pytest
+import torch
+
+from zhrnn import checkpoint
+from zhrnn.errors import ConfigError, CorpusError, DistributedError
+from zhrnn.text.pipeline import CorpusInfo
+from zhrnn.text.tokenizer import CharTokenizer, Tokenizer
+from zhrnn.training import encoded
+from zhrnn.training.build import build_trainer, prepare_run
+from zhrnn.training.distributed import Dist
+from zhrnn.training.plan import LOCAL, InitFrom, Resume, RunPlan, plan_run
+
+from .conftest import POEMS, TINY
+
+
+class TextRead(Exception):
+    pass
+
+
+@pytest.fixture
+def no_text(monkeypatch):
+    """Encoding the text raises TextRead."""
+    def refuse(*args, **kwargs):
+        raise TextRead
+    monkeypatch.setattr(encoded, "encode_corpus", refuse)
+
+
+def corpus_of(trained):
+    return trained.run_dir.parent / "诗.txt"
+
+
+def info(script: str = "simplified") -> CorpusInfo:
+    """What reading a text told (only the script matters to the vocabulary policy)."""
+    return CorpusInfo(chars=100, paragraphs=4, script=script, marker="^", fingerprint="0" * 16)
+
+
+def test_wrong_options_are_refused_before_any_text_is_read(trained, poems, no_text):
+    with pytest.raises(ConfigError, match="cannot change hidden_size, seq_length$"):
+        prepare_run(corpus_of(trained), {"hidden_size": 32, "seq_length": 7, "iters": 999}, resume=trained.run_dir)
+    with pytest.raises(ConfigError, match="already has a checkpoint"):
+        prepare_run(poems, dict(TINY, out_dir=str(trained.run_dir)))
+    with pytest.raises(DistributedError, match="--batch-size 16 .* does not split evenly over 3 processes"):
+        prepare_run(poems, TINY, dist=Dist(world=3))  # before any collective, too: there is no process group
+    with pytest.raises(ConfigError, match="--device 'tpu'"):
+        prepare_run(poems, dict(TINY, device="tpu"))
+    # the control: options the plan accepts go on to the text
+    with pytest.raises(TextRead):
+        prepare_run(corpus_of(trained), {"iters": TINY["iters"] + 1}, resume=trained.run_dir)
+
+
+def test_a_resumed_plan_holds_the_checkpoint_parsed(trained, no_text):
+    saved = checkpoint.load(trained.checkpoint)
+    plan = plan_run(corpus_of(trained), {"iters": 400, "sample_len": 5}, resume=trained.run_dir)
+    assert isinstance(plan, RunPlan) and plan.init_from is None
+    resume = plan.resume
+    assert isinstance(resume, Resume) and isinstance(resume.tokenizer, Tokenizer)
+    assert resume.tokenizer.vocab == saved["tokenizer"]["vocab"] and plan.labels == {}
+    assert resume.step == TINY["iters"] and resume.best_val is None  # no validation part in TINY
+    assert resume.fingerprint == saved["corpus"]["fingerprint"]
+    assert resume.model.keys() == saved["model"].keys()
+    assert torch.equal(resume.rng["batches"], saved["rng"]["batches"])
+    # the run's settings, but for the resumable ones given
+    assert (plan.cfg.iters, plan.cfg.sample_len, plan.cfg.batch_size) == (400, 5, TINY["batch_size"])
+    assert plan.model_cfg.hidden_size == TINY["hidden_size"] and plan.cfg.out_dir is None
+    assert plan.run_dir == trained.run_dir  # from a run's own ckpt.pt it goes on in place
+
+
+def test_a_resumed_plan_keeps_the_checkpoint_vocabulary_and_refuses_a_new_token(trained):
+    plan = plan_run(corpus_of(trained), {}, resume=trained.run_dir)
+    fewer = CharTokenizer.build("光光月春眠", marker="^")  # known tokens, in another order
+    assert plan.tokenizer_for(fewer, info()) is plan.resume.tokenizer
+    with pytest.raises(CorpusError, match="the text has 2 token\\(s\\) the checkpoint's vocabulary lacks") as refused:
+        plan.tokenizer_for(CharTokenizer.build("江南月光", marker="^"), info())
+    assert "江" in str(refused.value) and "南" in str(refused.value)
+
+
+def test_an_init_from_plan_keeps_the_architecture_and_grows_the_vocabulary(trained, poems, caplog):
+    plan = plan_run(poems, {"init_from": str(trained.checkpoint), "iters": 5})
+    assert plan.resume is None and isinstance(plan.init_from, InitFrom)
+    base = plan.init_from.tokenizer
+    assert base.vocab == checkpoint.load(trained.checkpoint)["tokenizer"]["vocab"]
+    # not given, so the model's (TINY's, not ModelConfig's defaults)
+    m = plan.model_cfg
+    assert (m.hidden_size, m.num_layers, m.dropout) == (TINY["hidden_size"], TINY["num_layers"], TINY["dropout"])
+    built = CharTokenizer.build("江南好，月光", marker="^")
+    grown = plan.tokenizer_for(built, info())
+    assert grown.vocab[: len(base)] == base.vocab  # every old id keeps its token
+    assert grown.vocab[len(base):] == [t for t in built.vocab if t not in base.index]  # new ones appended in order
+    assert set(grown.vocab[len(base):]) == {"江", "南", "好"}
+    with caplog.at_level(logging.WARNING, logger="zhrnn"):
+        plan.tokenizer_for(built, info(script="traditional"))
+    assert f"the model learned {base.script} text and this text is traditional" in caplog.text
+
+
+def test_a_new_plan_encodes_with_the_text_vocabulary(poems):
+    plan = plan_run(poems, dict(TINY, device="cpu"))
+    assert plan.resume is None and plan.init_from is None and plan.labels is None and plan.run_dir is None
+    assert plan.corpus_paths == [str(poems)] and plan.device == torch.device("cpu")
+    built = CharTokenizer.build(POEMS, marker="^")
+    assert plan.tokenizer_for(built, info()) is built
+
+
+def test_a_trainer_built_from_a_resumed_plan_is_where_the_checkpoint_left_off(trained):
+    saved = checkpoint.load(trained.checkpoint)
+    state = build_trainer(plan_run(corpus_of(trained), {}, resume=trained.run_dir)).state()
+    for key in ("step", "best_val_bpc", "tokenizer", "model_config", "corpus_config", "corpus"):
+        assert state[key] == saved[key], key
+    local = lambda cfg: {k: v for k, v in cfg.items() if k not in LOCAL}  # noqa: E731
+    assert local(state["train_config"]) == local(saved["train_config"])
+    torch.testing.assert_close(state["model"], saved["model"], rtol=0, atol=0)
+    torch.testing.assert_close(state["optimizer"]["state"], saved["optimizer"]["state"], rtol=0, atol=0)
+    torch.testing.assert_close(state["rng"], saved["rng"], rtol=0, atol=0)

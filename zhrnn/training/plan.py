@@ -1,0 +1,244 @@
+"""The plan of a run: what the options, a checkpoint to resume or a model to start from
+(--init-from) decide, settled before any text is read, so that a wrong option fails in seconds.
+build.py turns a plan into a Trainer."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint, shipped
+from . import rundir
+from .distributed import Dist
+from .finetune import extend_tokenizer
+from ..errors import ConfigError, CorpusError, DistributedError
+from ..model import ModelConfig, resolve_device
+from ..text.pipeline import CorpusConfig, CorpusInfo
+from ..text.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    # the classic char-rnn knobs (names of the Theano GRU script in comments)
+    batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
+    seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
+    learning_rate: float = 2e-3  # learning_rate: peak, after warmup; cosine decay to a tenth
+    iters: int = 1000  # iter: optimizer steps in total
+    save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
+    start: str = ""  # idx_of_begin: start text of the samples printed while training
+    sample_len: int = 100  # len_of_sample
+    sample_temperature: float = 0.8
+    # vocabulary
+    level: str = "char"  # char | word (jieba)
+    min_count: int = 1  # rarer characters become <unk>
+    max_vocab: int | None = None
+    # optimisation
+    warmup: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    val_fraction: float = 0.05
+    eval_tokens: int = 100_000  # validation tokens read per evaluation, at most
+    # where and how
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16, else fp16, on CUDA; off on CPU) | bf16 | fp16 | off
+    out_dir: str | None = None  # default runs/<corpus name>
+    init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
+    cache_dir: str | None = None  # encoded-text cache (default $ZHRNN_CACHE or ~/.cache/zhrnn)
+
+    def __post_init__(self):
+        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
+        if not 0 <= self.val_fraction < 0.5:
+            raise ConfigError("--val-fraction must be in [0, 0.5)")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
+        if not self.grad_clip > 0:
+            raise ConfigError(f"--grad-clip must be above 0, not {self.grad_clip}")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup must be 0 or more, not {self.warmup}")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ConfigError(f"--amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+
+
+# Options that can change when a run is resumed; everything else is fixed by the checkpoint.
+RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
+             "cache_dir"}
+# Options that may differ between the processes of one torchrun training (only rank 0 writes).
+LOCAL = {"out_dir", "cache_dir"}
+
+
+Configs = tuple[CorpusConfig, ModelConfig, TrainConfig]
+
+
+def split_options(options: dict) -> Configs:
+    """Flat keyword options (as the CLI and zhrnn.train take them) -> the three configs."""
+    configs = (CorpusConfig, ModelConfig, TrainConfig)
+    known = {f.name: cls for cls in configs for f in fields(cls)}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+    return tuple(cls(**{k: v for k, v in options.items() if known.get(k) is cls}) for cls in configs)
+
+
+@dataclass
+class Resume:
+    """The training state of a checkpoint that a run goes on from (what Trainer.state() saved)."""
+    tokenizer: Tokenizer  # the vocabulary stays the checkpoint's
+    model: dict[str, torch.Tensor]  # state_dict
+    optimizer: dict  # AdamW state_dict
+    scaler: dict | None  # GradScaler state_dict: empty (or absent) unless it trained in fp16
+    rng: dict[str, torch.Tensor]  # "torch", "batches" (Batches' own generator), "cuda" after a GPU run
+    step: int
+    best_val: float | None  # lowest validation bits per character so far
+    fingerprint: str  # of the prepared text it trained on: a changed text is worth a warning
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> "Resume":
+        return cls(Tokenizer.from_dict(state["tokenizer"]), state["model"], state["optimizer"], state.get("scaler"),
+                   state["rng"], int(state["step"]), state.get("best_val_bpc"), state["corpus"]["fingerprint"])
+
+
+@dataclass
+class InitFrom:
+    """The model a new run starts from (--init-from): its vocabulary grows by the new text's tokens."""
+    tokenizer: Tokenizer
+    model: dict[str, torch.Tensor]  # state_dict, for the base vocabulary (build.py grows its rows)
+
+
+@dataclass
+class RunPlan:
+    """A run decided: its text, settings, device, directory and the state it starts from."""
+    corpus_paths: list[str]
+    corpus_cfg: CorpusConfig
+    model_cfg: ModelConfig  # vocab_size still 0: the vocabulary comes with the text
+    cfg: TrainConfig
+    device: torch.device  # this process's device (its own GPU under torchrun)
+    run_dir: Path | None  # None: a new runs/<corpus name>, made when the run is built
+    resume: Resume | None = None
+    init_from: InitFrom | None = None  # never together with resume (a resumed run keeps its vocabulary)
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """The label tokens of the model this run continues or starts from: they stay as they were."""
+        known = self.resume or self.init_from
+        return known.tokenizer.labels if known else None
+
+    def tokenizer_for(self, built: Tokenizer, info: CorpusInfo) -> Tokenizer:
+        """The vocabulary to encode the text with, given the one built from it (encoded.Choose):
+        the text's own, the resumed checkpoint's, or the --init-from model's grown by the text."""
+        if self.init_from is not None:
+            base = self.init_from.tokenizer
+            if base.script != info.script and "unknown" not in (base.script, info.script):
+                log.warning("--init-from: the model learned %s text and this text is %s; consider --convert %s",
+                            base.script, info.script, "t2s" if base.script == "simplified" else "s2t")
+            return extend_tokenizer(base, built, info.labels)
+        if self.resume is not None:
+            # The checkpoint's vocabulary stays; the text may change as long as it brings no token
+            # that a fresh run would have learned (those would silently train as <unk>).
+            tokenizer = self.resume.tokenizer
+            new = [t for t in built.vocab if t not in tokenizer.index]
+            if new:
+                raise CorpusError(
+                    f"--resume: the text has {len(new)} token(s) the checkpoint's vocabulary lacks "
+                    f"(e.g. {''.join(new[:5])}); resume with the text the run was trained on, or start a new run"
+                )
+            return tokenizer
+        return built
+
+
+def refuse_other_checkpoint(run_dir: Path, advice: str) -> None:
+    if (run_dir / checkpoint.FILENAME).exists():
+        raise ConfigError(f"{run_dir} already has a checkpoint; {advice}")
+
+
+def plan_run(corpus_paths, options: dict, resume: str | Path | bool | None = None, dist: Dist | None = None) -> RunPlan:
+    """The plan of a new run, or of continuing one (resume: a checkpoint, a run directory, or
+    True for the newest run on this corpus). Under torchrun, rank 0 finds and reads the
+    checkpoint and hands it to the others: only its machine needs the run directory."""
+    dist = dist or Dist()
+    if isinstance(corpus_paths, (str, Path)):
+        corpus_paths = [corpus_paths]
+    if not corpus_paths:
+        raise ConfigError("no training text given")
+    corpus_paths = [str(p) for p in corpus_paths]
+    if resume:
+        (corpus_cfg, model_cfg, cfg), run_dir, resumed = _resumed(corpus_paths, options, resume, dist)
+        init = None
+    else:
+        (corpus_cfg, model_cfg, cfg), run_dir, init = _new(options, dist)
+        resumed = None
+    return RunPlan(corpus_paths, corpus_cfg, model_cfg, cfg, _device(cfg, dist), run_dir, resumed, init)
+
+
+def _new(options: dict, dist: Dist) -> tuple[Configs, Path | None, InitFrom | None]:
+    base = None
+    if options.get("init_from"):
+        base = dist.from_main(lambda: checkpoint.load(shipped.resolve(options["init_from"])))
+        # the architecture is the model's; only dropout may change
+        base_cfg = asdict(ModelConfig.from_dict(base["model_config"]))
+        shape = {k: v for k, v in base_cfg.items() if k not in ("vocab_size", "dropout")}
+        changed = sorted(k for k in shape if k in options and options[k] != shape[k])
+        if changed:
+            raise ConfigError(f"--init-from keeps the model's architecture; cannot change {', '.join(changed)}")
+        options = {**shape, "dropout": base["model_config"].get("dropout", 0.1), **options}
+        if "level" in base.get("train_config", {}):  # a word-level model goes on at word level
+            options.setdefault("level", base["train_config"]["level"])
+    configs = split_options(options)
+    cfg = configs[2]
+    run_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    if run_dir:
+        dist.from_main(lambda: refuse_other_checkpoint(run_dir, "continue it with --resume or choose another --out-dir"))
+    init = None if base is None else InitFrom(Tokenizer.from_dict(base["tokenizer"]), base["model"])
+    return configs, run_dir, init
+
+
+def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
+             dist: Dist) -> tuple[Configs, Path | None, Resume]:
+    def find() -> tuple[Path, dict]:
+        path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
+        return path, checkpoint.load(path)
+
+    path, state = dist.from_main(find)
+    if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
+        raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
+    model_cfg = asdict(ModelConfig.from_dict(state["model_config"]))
+    fixed = {**state.get("corpus_config", {}), **model_cfg, **state["train_config"]}
+    changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
+    if changed:
+        raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
+    merged = {**fixed, "out_dir": None, "cache_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
+    configs = split_options(merged)
+    cfg = configs[2]
+    # Continue in place only from a run's own ckpt.pt; from any other file (a backup, a shipped
+    # model) or with --out-dir, write elsewhere so no other checkpoint is overwritten.
+    if cfg.out_dir:
+        run_dir = Path(cfg.out_dir)
+        if run_dir.resolve() != path.parent.resolve():
+            dist.from_main(lambda: refuse_other_checkpoint(run_dir, "choose another --out-dir"))
+    else:
+        run_dir = path.parent if path.name == checkpoint.FILENAME else None
+    return configs, run_dir, Resume.from_checkpoint(state)
+
+
+def _device(cfg: TrainConfig, dist: Dist) -> torch.device:
+    """This process's device, once the processes are known to fit: the global batch splits
+    evenly over them, and under torchrun each has a GPU of its own when training on CUDA."""
+    if cfg.batch_size % dist.world:
+        raise DistributedError(f"--batch-size {cfg.batch_size} (the global batch) does not split evenly over "
+                               f"{dist.world} processes; use a multiple of {dist.world}")
+    device = resolve_device(cfg.device)
+    if dist.active and device.type == "cuda":
+        if dist.local_world > torch.cuda.device_count():
+            raise DistributedError(f"{dist.local_world} processes on this machine but {torch.cuda.device_count()} "
+                                   "GPU(s): start one process per GPU (--nproc-per-node)")
+        device = torch.device("cuda", torch.cuda.current_device())  # this process's own GPU (set by distributed.setup)
+    return device
