@@ -80,17 +80,15 @@ class Decoder:
             raise ConfigError("--num-paragraphs needs a model trained with paragraph markers "
                               "(this one used --paragraphs off)")
         self.start_ids = tokenizer.encode(self.start).tolist()
-        label_id = resolve_label(cfg.label, tokenizer) if cfg.label else None
+        self.label_id = resolve_label(cfg.label, tokenizer) if cfg.label else None
         marker = [tokenizer.marker_id] if tokenizer.marker_id is not None else []
-        self.prime = marker + ([label_id] if label_id is not None else []) + self.start_ids
+        self.prime = marker + ([self.label_id] if self.label_id is not None else []) + self.start_ids
         shown_prime = bool(self.prime)
         if not self.prime:  # no marker and no start: begin from the most common token (not shown)
             self.prime = [tokenizer.unk_id + 1]
         self.newline_id = tokenizer.index.get("\n")
         self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
-        self.processors = self._processors(label_id)
-        self.warpers = [P.Temperature(cfg.temperatures)] + ([P.TopK(cfg.top_k)] if cfg.top_k is not None else []) \
-            + ([P.TopP(cfg.top_p)] if cfg.top_p is not None else [])
+        self.processors, self.warpers = P.constraints(self), P.warpers(cfg)
         finished = len(self.start) >= (len(self.form) if self.form is not None else cfg.length)
         self.streams = []
         for _ in range(num):
@@ -99,23 +97,6 @@ class Decoder:
                 piece = self._see(stream, token)
                 stream.shown += piece if shown_prime else ""
             self.streams.append(stream)
-
-    def _processors(self, label_id: int | None) -> list:
-        """The constraints and penalties, in the order they apply."""
-        cfg, tok = self.cfg, self.tokenizer
-        out = [P.BanUnknown(tok.unk_id)]
-        if tok.label_ids:
-            out.append(P.PlaceLabels(tok, label_id, self.device))
-        if self.form is not None:  # a form is char level: the start fills one position per id
-            out.append(P.FormMask(self.form, len(self.start_ids)))
-            if self.form.rhyme_positions:
-                out.append(P.RhymeMask(self.form, self.start_ids))
-        if cfg.repetition_penalty > 1:
-            out.append(P.RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, self.device))
-        if cfg.no_repeat_ngram > 0:
-            out.append(P.NoRepeatNgram(cfg.no_repeat_ngram, self.newline_id, tok.marker_id, self.form,
-                                       len(self.start_ids)))
-        return out
 
     @property
     def done(self) -> list[bool]:

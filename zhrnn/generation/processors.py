@@ -5,7 +5,7 @@ decoding and beam search alike. Each is one small class,
 
 given the streams it scores (their history is what a repetition rule looks at) and the step
 (tokens generated so far; streams advance in lockstep). A new constraint (a tone pattern, a
-banned word list) is one new class here and one line in Decoder._processors.
+banned word list) is one new class here and one line in constraints() at the end.
 
 Constraints and penalties run first; the sampling warpers (temperature, top-k, top-p) only when
 sampling. Masked tokens get -inf.
@@ -19,6 +19,7 @@ from functools import lru_cache
 import torch
 
 from ..text.tokenizer import Tokenizer
+from .config import SampleConfig
 from .forms import Form
 
 NEG_INF = float("-inf")
@@ -177,6 +178,32 @@ class TopP:
         probs = sorted_logits.softmax(-1)
         drop = (probs.cumsum(-1) - probs) >= self.p
         return logits.masked_fill(drop.scatter(-1, order, drop), NEG_INF)
+
+
+# --- the lists a request applies ---------------------------------------------------------------
+
+
+def constraints(dec) -> list:
+    """The constraints and penalties of a request (dec: its decoder.Decoder), in the order they apply."""
+    cfg, tok = dec.cfg, dec.tokenizer
+    out = [BanUnknown(tok.unk_id)]
+    if tok.label_ids:
+        out.append(PlaceLabels(tok, dec.label_id, dec.device))
+    if dec.form is not None:  # a form is char level: the start fills one position per id
+        out.append(FormMask(dec.form, len(dec.start_ids)))
+        if dec.form.rhyme_positions:
+            out.append(RhymeMask(dec.form, dec.start_ids))
+    if cfg.repetition_penalty > 1:
+        out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, dec.device))
+    if cfg.no_repeat_ngram > 0:
+        out.append(NoRepeatNgram(cfg.no_repeat_ngram, dec.newline_id, tok.marker_id, dec.form, len(dec.start_ids)))
+    return out
+
+
+def warpers(cfg: SampleConfig) -> list:
+    """What sampling (not greedy decoding or beam search) applies after the constraints."""
+    return ([Temperature(cfg.temperatures)] + ([TopK(cfg.top_k)] if cfg.top_k is not None else [])
+            + ([TopP(cfg.top_p)] if cfg.top_p is not None else []))
 
 
 @lru_cache(maxsize=8)  # one per vocabulary, not one per call
