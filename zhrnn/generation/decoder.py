@@ -95,7 +95,8 @@ class Decoder:
             stream = Stream(Renderer(tokenizer.marker, sentence_lines=self.form is not None), self.prime[-1], done=finished)
             for token in self.prime:  # the start text counts too: no-repeat means no repeat of it either
                 piece = self._see(stream, token)
-                stream.shown += piece if shown_prime else ""
+                if shown_prime:
+                    stream.shown += piece
             self.streams.append(stream)
 
     @property
