@@ -1,0 +1,158 @@
+"""A count-based floor: interpolated Kneser-Ney character n-grams (modified discounts, Chen &
+Goodman 1998), counted from a zhrnn run's own training split and scored on the very validation
+targets its training log scores, beside the run's model on the same targets.
+
+    python benchmarks/kneser_ney.py 全唐诗.txt --model runs/全唐诗     # the run's text options and split
+    python benchmarks/kneser_ney.py 全唐诗.txt --convert t2s           # zhrnn train's defaults, no model
+
+The split, vocabulary and evaluation windows are zhrnn's own (encode_corpus, split_ids, and the
+first eval_tokens of the validation part, as Trainer.evaluate reads them), so a figure here and
+a val_bpc in a run's log.jsonl count the same targets. Two figures each, by definition:
+  log bpc   what the training log calls val_bpc: every target of the evaluation windows except
+            context labels (paragraph markers and line breaks included), in bits per character
+  text bpc  the same targets, text characters only: markers, line breaks and labels excluded
+The model scores each window from a zero hidden state, as training evaluates; an n-gram looks at
+the characters before each target (up to order - 1 of them), window edges or not. Char level only.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from zhrnn import checkpoint, shipped  # noqa: E402
+from zhrnn.api import TextModel  # noqa: E402
+from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
+from zhrnn.text.tokenizer import Tokenizer  # noqa: E402
+from zhrnn.training.batches import eval_windows, split_ids  # noqa: E402
+from zhrnn.training.encoded import encode_corpus  # noqa: E402
+from zhrnn.training.plan import TrainConfig  # noqa: E402
+
+
+class KneserNey:
+    """P(w | h) = max(c(h w) - D(c), 0) / c(h) + gamma(h) P(w | h minus its first character),
+    with raw counts at the highest order, continuation counts (distinct left neighbours) below
+    it, three discounts per order (for counts 1, 2 and 3+) and a uniform distribution over the
+    vocabulary at the bottom, so that a character never seen in training still has a probability."""
+
+    def __init__(self, ids: list[int], order: int, vocab_size: int):
+        self.order, self.vocab_size = order, vocab_size
+        grams = {order: Counter(zip(*(ids[i:] for i in range(order))))}
+        for k in range(order - 1, 0, -1):  # a k-gram's continuation count: the (k+1)-gram types ending in it
+            grams[k] = Counter(g[1:] for g in grams[k + 1])
+        self.grams = grams
+        self.discounts, self.totals, self.kinds = {}, {}, {}
+        for k, counts in grams.items():
+            n = Counter(c for c in counts.values() if c <= 4)  # how many n-grams were seen once, twice, 3, 4 times
+            y = n[1] / (n[1] + 2 * n[2]) if n[1] and n[2] else 0.5
+            self.discounts[k] = (0.0, 1 - 2 * y * n[2] / n[1] if n[1] else 0.5,
+                                 2 - 3 * y * n[3] / n[2] if n[2] else 1.0, 3 - 4 * y * n[4] / n[3] if n[3] else 1.5)
+            totals, kinds = defaultdict(int), defaultdict(lambda: [0, 0, 0])
+            for gram, c in counts.items():
+                totals[gram[:-1]] += c
+                kinds[gram[:-1]][min(c, 3) - 1] += 1  # continuations seen once, twice, 3+ times
+            self.totals[k], self.kinds[k] = dict(totals), dict(kinds)
+
+    def prob(self, history: tuple[int, ...], token: int) -> float:
+        """P(token | the last order-1 ids of history)."""
+        p = 1.0 / self.vocab_size
+        for k in range(1, self.order + 1):
+            if len(history) < k - 1:
+                break
+            context = history[len(history) - k + 1:] if k > 1 else ()
+            total = self.totals[k].get(context)
+            if not total:
+                break  # an unseen context: no longer one is seen either
+            count = self.grams[k].get(context + (token,), 0)
+            d = self.discounts[k]
+            once, twice, more = self.kinds[k][context]
+            gamma = (d[1] * once + d[2] * twice + d[3] * more) / total
+            p = max(count - d[min(count, 3)], 0.0) / total + gamma * p
+        return p
+
+
+def targets_of(val: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, int]:
+    """The validation ids, and how many of them from position 1 on are the targets that training
+    evaluates (the windows of eval_windows, which are contiguous)."""
+    windows = eval_windows(val, cfg.batch_size, cfg.seq_length, cfg.eval_tokens)
+    n = sum(len(w) for w in windows) * cfg.seq_length
+    return np.asarray(val[: n + 1], dtype=np.int64), n
+
+
+@torch.no_grad()
+def model_bits(model: TextModel, val: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """(n,) bits of each target, each window from a zero state, as Trainer.evaluate scores it."""
+    model.model.eval()
+    out = []
+    for window in eval_windows(val, cfg.batch_size, cfg.seq_length, cfg.eval_tokens):  # (b, T+1)
+        nats, _ = model.model(window[:, :-1], targets=window[:, 1:])  # (b*T,)
+        out.append(nats.double() / math.log(2))
+    return torch.cat(out).numpy()
+
+
+def report(name: str, bits: np.ndarray, counted: np.ndarray, text: np.ndarray, seconds: float) -> None:
+    print(f"| {name} | {bits[counted].sum() / counted.sum():.3f} | {bits[text].sum() / text.sum():.3f} | {seconds:.0f} s |",
+          flush=True)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("corpus", nargs="+", help="the run's text file(s)")
+    p.add_argument("--model", help="a run directory, checkpoint or shipped model: its text options, split and vocabulary")
+    p.add_argument("--convert", help="without --model: OpenCC conversion of the text (as zhrnn train --convert)")
+    p.add_argument("--orders", default="3,5", help="n-gram orders (default 3,5)")
+    args = p.parse_args(argv)
+
+    corpus_cfg, cfg, model, choose = CorpusConfig(convert=args.convert), TrainConfig(), None, lambda built, info: built
+    if args.model:
+        model = TextModel.from_checkpoint(args.model)
+        state = checkpoint.load(checkpoint.resolve(shipped.resolve(args.model)))
+        corpus_cfg = CorpusConfig(**state.get("corpus_config", {}))
+        known = {f.name for f in fields(TrainConfig)}
+        cfg = TrainConfig(**{k: v for k, v in state.get("train_config", {}).items() if k in known})
+        tokenizer = Tokenizer.from_dict(state["tokenizer"])
+        choose = lambda built, info: tokenizer  # noqa: E731 (the model's vocabulary, as a resumed run keeps it)
+    if cfg.level != "char":
+        raise SystemExit("kneser_ney.py: char-level runs only")
+    start = time.perf_counter()
+    data = encode_corpus(args.corpus, corpus_cfg, cfg.level, cfg.min_count, cfg.max_vocab, choose,
+                         labels=model.tokenizer.labels if model else None, cache=cfg.cache_dir)
+    split = split_ids(data.ids, cfg.seq_length, cfg.val_fraction)
+    if split.val is None:
+        raise SystemExit("kneser_ney.py: the text is too short for a validation part")
+    tok = data.tokenizer
+    val, n = targets_of(split.val, cfg)
+    targets = val[1:]
+    counted = tok.char_lengths()[targets] > 0  # labels are given, not predicted
+    text = counted & (targets != tok.marker_id) & (targets != tok.index.get("\n", -1))
+    print(f"{', '.join(args.corpus)}: {len(split.train):,} training and {len(split.val):,} validation tokens "
+          f"(the last {cfg.val_fraction:.0%}), vocabulary {len(tok):,}; {counted.sum():,} targets scored, "
+          f"{text.sum():,} of them text characters; prepared in {time.perf_counter() - start:.0f} s")
+    print(f"options: {asdict(corpus_cfg)}, seq_length {cfg.seq_length}, eval_tokens {cfg.eval_tokens:,}\n")
+    print("| model | log bpc | text bpc | time |")
+    print("|---|---|---|---|")
+    train = split.train.astype(np.int64).tolist()
+    history = val.tolist()
+    for order in map(int, args.orders.split(",")):
+        start = time.perf_counter()
+        kn = KneserNey(train, order, len(tok))
+        bits = np.array([-math.log2(kn.prob(tuple(history[max(0, i - order + 1): i]), history[i]))
+                         for i in range(1, n + 1)])
+        report(f"Kneser-Ney {order}-gram", bits, counted, text, time.perf_counter() - start)
+    if model is not None:
+        start = time.perf_counter()
+        step = model.info.get("step")
+        report(f"{args.model} (step {step})", model_bits(model, split.val, cfg), counted, text, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
