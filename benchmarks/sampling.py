@@ -123,8 +123,8 @@ def main(argv=None) -> None:
         big = CharRNN(ModelConfig(vocab_size=len(shipped.tokenizer), hidden_size=512, embedding_size=256))
         big_path = checkpoint.save({"model": big.state_dict(), "model_config": vars(big.config),
                                     "tokenizer": shipped.tokenizer.to_dict()}, Path(tmp) / "gru512.pt")
-        models = {f"唐诗 (shipped, GRU 2x{shipped.model.config.hidden_size}, {shipped.model.config.output})": shipped.path,
-                  f"GRU 2x512 ({big.config.output})": big_path}
+        models = {f"唐诗 (shipped, GRU 2x{shipped.model.config.hidden_size}, {shipped.model.config.output_layer})": shipped.path,
+                  f"GRU 2x512 ({big.config.output_layer})": big_path}
         rows = [measure(name, path, int8, args.length, args.streams, bandwidth)
                 for name, path in models.items() for int8 in (False, True)]
 

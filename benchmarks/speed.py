@@ -43,7 +43,7 @@ from zhrnn.training.encoded import encode_corpus  # noqa: E402
 ZHRNN = {
     "zhrnn default": {},
     "zhrnn 2x512 adaptive, batch 64": dict(hidden_size=HIDDEN, embedding_size=EMBEDDING, batch_size=BATCH),
-    "zhrnn 2x512 full, batch 64": dict(hidden_size=HIDDEN, embedding_size=EMBEDDING, batch_size=BATCH, output="full"),
+    "zhrnn 2x512 full, batch 64": dict(hidden_size=HIDDEN, embedding_size=EMBEDDING, batch_size=BATCH, output_layer="full"),
 }
 SPEED_ONLY = {"zhrnn 2x512 full, batch 64"}  # the baseline's own config: its speed is the question
 # Trained for the shortest budget only (the loop's speed and its curve are the fused model's;

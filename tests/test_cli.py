@@ -99,4 +99,4 @@ def test_renamed_options_keep_their_old_spellings():
     for spelling in ("--num-paragraphs", "--paragraphs"):
         assert parse(["sample", spelling, "2"]).num_paragraphs == 2
     for spelling in ("--output-layer", "--output"):
-        assert parse(["train", "诗.txt", spelling, "full"]).output == "full"
+        assert parse(["train", "诗.txt", spelling, "full"]).output_layer == "full"

@@ -18,12 +18,12 @@ from .conftest import OPTIONS, POEMS, TEXT, TINY, assert_same_curve, cli_options
 def adaptive_model(vocab_size=60, cutoffs=(10, 30)) -> CharRNN:
     torch.manual_seed(0)
     return CharRNN(ModelConfig(vocab_size=vocab_size, hidden_size=32, embedding_size=16, dropout=0.0,
-                               output="adaptive", cutoffs=list(cutoffs)))
+                               output_layer="adaptive", cutoffs=list(cutoffs)))
 
 
 def test_adaptive_output_learns_the_tiny_corpus_and_reproduces_each_line(poems, tmp_path):
     # POEMS has about 45 tokens: a head of 6, then clusters of 14 and the rest
-    result = train(poems, progress=False, out_dir=str(tmp_path / "run"), **TINY, output="adaptive", cutoffs=[6, 20])
+    result = train(poems, progress=False, out_dir=str(tmp_path / "run"), **TINY, output_layer="adaptive", cutoffs=[6, 20])
     assert result.losses[-1] < 0.05, result.losses[-10:]
     model = zhrnn.load(result.run_dir)
     assert isinstance(model.model.head, torch.nn.AdaptiveLogSoftmaxWithLoss)
@@ -46,7 +46,7 @@ def test_adaptive_log_probabilities_are_a_distribution_that_the_training_loss_ag
 
 def test_full_output_loss_is_the_cross_entropy_of_its_logits():
     torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=40, hidden_size=16, embedding_size=8, output="full")).eval()
+    model = CharRNN(ModelConfig(vocab_size=40, hidden_size=16, embedding_size=8, output_layer="full")).eval()
     x, y = torch.randint(0, 40, (2, 5)), torch.randint(0, 40, (2, 5))
     logits, _ = model(x)
     nats, _ = model(x, targets=y)
@@ -63,44 +63,51 @@ def test_full_output_loss_is_the_cross_entropy_of_its_logits():
 ])
 def test_auto_output_follows_the_vocabulary(vocab, reserved, output, cutoffs):
     resolved = ModelConfig(vocab_size=vocab).resolved(reserved=reserved)
-    assert (resolved.output, resolved.cutoffs) == (output, cutoffs)
+    assert (resolved.output_layer, resolved.cutoffs) == (output, cutoffs)
     assert resolved.resolved() == resolved  # concrete: resolving again changes nothing
 
 
 def test_cutoffs_ask_for_an_adaptive_output_and_a_small_one_gets_a_head_of_a_quarter():
-    assert ModelConfig(vocab_size=80, cutoffs=[20]).resolved().output == "adaptive"  # auto, below 2,000
-    assert ModelConfig(vocab_size=60, output="adaptive").resolved().cutoffs == [15]
-    assert ModelConfig(vocab_size=60, output="adaptive").resolved(reserved=20).cutoffs == [30]
-    with pytest.raises(ConfigError, match="--cutoffs are for --output adaptive"):
-        ModelConfig(vocab_size=60, output="full", cutoffs=[20]).resolved()
+    assert ModelConfig(vocab_size=80, cutoffs=[20]).resolved().output_layer == "adaptive"  # auto, below 2,000
+    assert ModelConfig(vocab_size=60, output_layer="adaptive").resolved().cutoffs == [15]
+    assert ModelConfig(vocab_size=60, output_layer="adaptive").resolved(reserved=20).cutoffs == [30]
+    with pytest.raises(ConfigError, match="--cutoffs are for --output-layer adaptive"):
+        ModelConfig(vocab_size=60, output_layer="full", cutoffs=[20]).resolved()
 
 
 @pytest.mark.parametrize("cutoffs", [[30, 10], [0, 10], [10, 60], [10, 10]])
 def test_bad_cutoffs_are_refused(cutoffs):
     with pytest.raises(ConfigError, match="cutoffs"):
-        ModelConfig(vocab_size=60, output="adaptive", cutoffs=cutoffs).resolved()
-    with pytest.raises(ConfigError, match="--output"):
-        ModelConfig(output="sparse")
+        ModelConfig(vocab_size=60, output_layer="adaptive", cutoffs=cutoffs).resolved()
+    with pytest.raises(ConfigError, match="--output-layer"):
+        ModelConfig(output_layer="sparse")
 
 
 def test_a_checkpoint_from_before_the_output_option_loads_with_its_full_softmax(tmp_path):
     """Checkpoints written before adaptive outputs existed have no output field; with 2,000+
     tokens 'auto' would now mean adaptive, so a missing field must mean full."""
     tokenizer = CharTokenizer(["<unk>", "^"] + [chr(0x4E00 + i) for i in range(2498)])
-    old = CharRNN(ModelConfig(vocab_size=len(tokenizer), hidden_size=16, embedding_size=8, output="full")).eval()
-    config = {k: v for k, v in vars(old.config).items() if k not in ("output", "cutoffs")}
+    old = CharRNN(ModelConfig(vocab_size=len(tokenizer), hidden_size=16, embedding_size=8, output_layer="full")).eval()
+    config = {k: v for k, v in vars(old.config).items() if k not in ("output_layer", "cutoffs")}
     checkpoint.save({"model": old.state_dict(), "model_config": config, "tokenizer": tokenizer.to_dict()},
                     tmp_path / "old.pt")
     loaded = zhrnn.load(tmp_path / "old.pt")
-    assert loaded.model.config.output == "full"
+    assert loaded.model.config.output_layer == "full"
     x = torch.tensor([[1, 2, 3]])
     torch.testing.assert_close(loaded.model(x)[0], old(x)[0].detach(), rtol=0, atol=0)
+
+
+def test_a_checkpoint_from_before_the_field_was_named_output_layer_keeps_its_output():
+    saved = {"vocab_size": 60, "hidden_size": 16, "embedding_size": 8, "output": "adaptive", "cutoffs": [15]}
+    config = ModelConfig.from_dict(saved)
+    assert (config.output_layer, config.cutoffs) == ("adaptive", [15]) and "output" not in vars(config)
+    assert ModelConfig.from_dict({**saved, "output": "full", "cutoffs": []}).output_layer == "full"
 
 
 def test_fine_tuning_grows_the_last_cluster_of_an_adaptive_output():
     base = CharTokenizer.build("春眠不觉晓处处闻啼鸟夜来风雨声花落知多少")
     grown = extend_tokenizer(base, CharTokenizer.build("春江水暖鸭先知"), {})
-    config = dict(hidden_size=16, embedding_size=8, output="adaptive", cutoffs=[4, 10])
+    config = dict(hidden_size=16, embedding_size=8, output_layer="adaptive", cutoffs=[4, 10])
     old = CharRNN(ModelConfig(vocab_size=len(base), **config))
     new = CharRNN(ModelConfig(vocab_size=len(grown), **config))
     state = grow_state(old.state_dict(), new)

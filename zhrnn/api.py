@@ -77,7 +77,7 @@ def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
 
     Options are those of `zhrnn train` with underscores: cell, num_layers, hidden_size,
     embedding_size, dropout, batch_size, seq_length, learning_rate, iters, save_freq, level,
-    convert, paragraphs, out_dir, seed, device, output, ...
+    convert, paragraphs, out_dir, seed, device, output_layer, ...
 
     level="word" on a text of 1 MB or more cuts it with jieba in worker processes, which Python
     starts by importing your script again: keep the script's work under

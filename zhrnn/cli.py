@@ -33,7 +33,7 @@ def _train_parser(sub) -> None:
     m.add_argument("--hidden-size", "--hidden_size", type=int, default=S, help="隐藏层大小 / hidden units per layer (default 256)")
     m.add_argument("--embedding-size", type=int, default=S, help="字向量维度 / embedding size (default 128)")
     m.add_argument("--dropout", type=float, default=S, help="dropout (default 0.1)")
-    m.add_argument("--output-layer", "--output", dest="output", choices=["auto", "full", "adaptive"], default=S,
+    m.add_argument("--output-layer", "--output", dest="output_layer", choices=["auto", "full", "adaptive"], default=S,
                    help="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍 / output layer: full softmax, or adaptive "
                         "(2-5x faster training on 5-10k character vocabularies); default auto: adaptive from 2,000 tokens")
     m.add_argument("--cutoffs", type=_cutoffs, default=S, metavar="N,N,...",

@@ -53,7 +53,7 @@ class ModelConfig:
     hidden_size: int = 256
     embedding_size: int = 128
     dropout: float = 0.1
-    output: str = "auto"  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
+    output_layer: str = "auto"  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
     cutoffs: list[int] = field(default_factory=list)  # adaptive: where the head and each cluster end
 
     def __post_init__(self):
@@ -64,32 +64,34 @@ class ModelConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError("--dropout must be in [0, 1)")
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"--output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
+        if self.output_layer not in OUTPUTS:
+            raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUTS)}, not {self.output_layer!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """A checkpoint's model_config; checkpoints from before the adaptive output had a full one."""
-        return cls(**{"output": "full", **d})
+        """A checkpoint's model_config. Checkpoints from before the adaptive output had a full
+        one; until the field was named output_layer it was output."""
+        d = dict(d)
+        return cls(**{"output_layer": d.pop("output", "full"), **d})
 
     def resolved(self, reserved: int = 0) -> "ModelConfig":
         """This config with output and cutoffs made concrete for its vocabulary: what a checkpoint
         stores, so a model loads the same whatever later defaults say. reserved: context-label
         tokens at the front of the vocabulary, which the default cutoffs shift past so that the
         head still holds the most frequent characters."""
-        output = self.output
+        output = self.output_layer
         if output == "auto":  # given cutoffs ask for an adaptive output
             output = "adaptive" if self.cutoffs or self.vocab_size >= ADAPTIVE_FROM else "full"
         if output == "full":
             if self.cutoffs:
-                raise ConfigError("--cutoffs are for --output adaptive, not a full softmax")
-            return replace(self, output="full", cutoffs=[])
+                raise ConfigError("--cutoffs are for --output-layer adaptive, not a full softmax")
+            return replace(self, output_layer="full", cutoffs=[])
         cutoffs = list(self.cutoffs) or [reserved + c for c in CLUSTER_EDGES if reserved + c < self.vocab_size - 1]
         cutoffs = cutoffs or [min(self.vocab_size - 1, reserved + max(1, (self.vocab_size - reserved) // 4))]  # a small one
         if cutoffs != sorted(set(cutoffs)) or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size:
-            raise ConfigError(f"--output adaptive needs increasing cutoffs between 1 and the vocabulary size "
+            raise ConfigError(f"--output-layer adaptive needs increasing cutoffs between 1 and the vocabulary size "
                               f"{self.vocab_size}, not {cutoffs}")
-        return replace(self, output="adaptive", cutoffs=cutoffs)
+        return replace(self, output_layer="adaptive", cutoffs=cutoffs)
 
 
 class CharRNN(nn.Module):
@@ -107,7 +109,7 @@ class CharRNN(nn.Module):
             batch_first=True,
         )
         self.drop = nn.Dropout(config.dropout)
-        if config.output == "adaptive":
+        if config.output_layer == "adaptive":
             # div_value 4: each cluster's projection is a quarter as wide as the one before
             self.head = nn.AdaptiveLogSoftmaxWithLoss(config.hidden_size, config.vocab_size, config.cutoffs,
                                                       div_value=4.0)
@@ -126,7 +128,7 @@ class CharRNN(nn.Module):
         x = self.drop(self.embedding(idx))  # (B, T, E)
         out, hidden = self.rnn(x, hidden)  # (B, T, H)
         out = self.drop(out)
-        if self.config.output == "adaptive":
+        if self.config.output_layer == "adaptive":
             # in float32 even under autocast: the module fills a float32 tensor from its (half) matmuls
             with torch.autocast(out.device.type, enabled=False):
                 return self._adaptive(out.float(), targets), hidden

@@ -33,8 +33,9 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
-    """The Trainer of a plan. Every process of a torchrun training calls it: they agree on the
-    settings and the text, and rank 0 alone creates the run directory."""
+    """The Trainer of a plan. Every process of a torchrun training calls it, with the dist the
+    plan was made with (its batch split and device were checked for those processes): they agree
+    on the settings and the text, and rank 0 alone creates the run directory."""
     dist = dist or Dist()
     cfg, device = plan.cfg, plan.device
     # the same options everywhere (named if not), before minutes of preparing the text
@@ -70,7 +71,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     if dist.active:
         ids = [device.index] if device.type == "cuda" else None
         # an adaptive output's clusters get no gradient in a step whose targets miss them
-        unused = model.config.output == "adaptive"
+        unused = model.config.output_layer == "adaptive"
         net = dist.guard("starting DDP", lambda: DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=unused))
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -131,7 +132,7 @@ def prepare_run(corpus_paths, options: dict, resume: str | Path | bool | None = 
 
 def fit(corpus_paths, resume=None, progress: bool = True, on_save=None, **options) -> TrainResult:
     """Train (or resume) a model on text files; options are the fields of CorpusConfig,
-    ModelConfig and TrainConfig, e.g. train("诗.txt", hidden_size=512, iters=5000).
+    ModelConfig and TrainConfig, e.g. fit("诗.txt", hidden_size=512, iters=5000).
     Under torchrun, the processes train one model together (see zhrnn.training.distributed)."""
     dist = setup()
     try:

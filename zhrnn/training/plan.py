@@ -1,6 +1,7 @@
 """The plan of a run: what the options, a checkpoint to resume or a model to start from
-(--init-from) decide, settled before any text is read, so that a wrong option fails in seconds.
-build.py turns a plan into a Trainer."""
+(--init-from) decide. The options are checked before any text is read, so that a wrong one
+fails in seconds; the vocabulary rule (RunPlan.tokenizer_for) is decided here and applied as the
+text is encoded. build.py turns a plan into a Trainer."""
 from __future__ import annotations
 
 import logging
@@ -119,7 +120,7 @@ class RunPlan:
     """A run decided: its text, settings, device, directory and the state it starts from."""
     corpus_paths: list[str]
     corpus_cfg: CorpusConfig
-    model_cfg: ModelConfig  # vocab_size still 0: the vocabulary comes with the text
+    model_cfg: ModelConfig  # a new run's vocab_size is 0 until the text gives the vocabulary; a resumed one's is the checkpoint's
     cfg: TrainConfig
     device: torch.device  # this process's device (its own GPU under torchrun)
     run_dir: Path | None  # None: a new runs/<corpus name>, made when the run is built

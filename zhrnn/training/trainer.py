@@ -223,7 +223,7 @@ class Trainer:
         where = f"{self.dist.world} processes (DDP), each on {self.device.type}" if self.dist.active else self.device
         cached = ", encoded text from the cache" if self.cached else ""
         return (f"{', '.join(self.corpus_paths)}: {tokens} tokens ({self.corpus.paragraphs} paragraphs, "
-                f"{self.corpus.script}{cached}), vocabulary {len(self.tokenizer)}, {m.cell.upper()} {m.num_layers}x{m.hidden_size} ({m.output} softmax), "
+                f"{self.corpus.script}{cached}), vocabulary {len(self.tokenizer)}, {m.cell.upper()} {m.num_layers}x{m.hidden_size} ({m.output_layer} softmax), "
                 f"{self.model.num_parameters():,} params, on {where}{amp}")
 
     def _loop(self, progress: bool, on_save, stop: threading.Event) -> TrainResult:
