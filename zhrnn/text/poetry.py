@@ -114,6 +114,15 @@ def records(node, info: dict | None = None) -> Iterator[Record]:
 _NOTE = re.compile(r"（[^（）]*）|\([^()]*\)")  # editors' notes: （一作…）, （见《…》）
 _BRACKETS = re.compile(r"[\[\]【】]")  # [襟]: a character restored by the editors; keep it
 _BROKEN = re.compile(r"[□{}〖〗=/●○0-9]")  # missing or composed characters: drop the record
+_MARKS = "，。？！；：、"
+_RUN = re.compile(f"[{_MARKS}]{{2,}}")  # 头。（见《…》）。 leaves 头。。 once the note goes
+SENTENCE_END = "。？！"
+
+
+def _one_mark(run: re.Match) -> str:
+    """A run of punctuation left where a note stood: its first sentence end, else its first mark."""
+    marks = run.group()
+    return next((m for m in marks if m in SENTENCE_END), marks[0])
 
 
 def clean(text: str) -> str | None:
@@ -121,6 +130,7 @@ def clean(text: str) -> str | None:
     for _ in range(3):  # notes can nest
         text = _NOTE.sub("", text)
     text = _BRACKETS.sub("", text).replace(" ", "").replace("\u3000", "").strip()
+    text = _RUN.sub(_one_mark, text).lstrip(_MARKS)
     if not text or _BROKEN.search(text) or "（" in text or "）" in text:
         return None
     return text
