@@ -72,7 +72,7 @@ def main() -> None:
     val_fraction = (sum(map(len, held)) + 2 * len(held)) / (sum(map(len, lines)) + 2 * len(lines))  # + '^' and '\n'
     print(f"{args.author}: {len(kept)} 词 for training, {len(held)} held out ({val_fraction:.1%} of the text)", flush=True)
 
-    common = dict(iters=args.iters, save_freq=args.eval_every, val_fraction=val_fraction, progress=False)
+    common = dict(iters=args.iters, save_freq=args.eval_every, val_fraction=val_fraction, split="tail", progress=False)
     for name, extra in zip(names, ({}, {"init_from": args.base})):
         began = time.perf_counter()
         zhrnn.train(corpus, out_dir=str(out / name.replace(" ", "-")), **extra, **common)

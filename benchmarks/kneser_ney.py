@@ -33,9 +33,10 @@ from zhrnn import checkpoint, shipped  # noqa: E402
 from zhrnn.api import TextModel  # noqa: E402
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
 from zhrnn.text.tokenizer import Tokenizer  # noqa: E402
-from zhrnn.training.batches import eval_windows, split_ids  # noqa: E402
+from zhrnn.training.batches import eval_windows  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 from zhrnn.training.plan import TrainConfig  # noqa: E402
+from zhrnn.training.split import split_ids  # noqa: E402
 
 
 class KneserNey:
@@ -118,7 +119,8 @@ def main(argv=None) -> None:
         state = checkpoint.load(checkpoint.resolve(shipped.resolve(args.model)))
         corpus_cfg = CorpusConfig(**state.get("corpus_config", {}))
         known = {f.name for f in fields(TrainConfig)}
-        cfg = TrainConfig(**{k: v for k, v in state.get("train_config", {}).items() if k in known})
+        # a run from before the paragraph split validated on the tail (as a resumed run goes on doing)
+        cfg = TrainConfig(**{"split": "tail", **{k: v for k, v in state.get("train_config", {}).items() if k in known}})
         tokenizer = Tokenizer.from_dict(state["tokenizer"])
         choose = lambda built, info: tokenizer  # noqa: E731 (the model's vocabulary, as a resumed run keeps it)
     if cfg.level != "char":
@@ -126,7 +128,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     data = encode_corpus(args.corpus, corpus_cfg, cfg.level, cfg.min_count, cfg.max_vocab, choose,
                          labels=model.tokenizer.labels if model else None, cache=cfg.cache_dir)
-    split = split_ids(data.ids, cfg.seq_length, cfg.val_fraction)
+    split = split_ids(data.ids, cfg.seq_length, cfg.val_fraction, cfg.split, data.tokenizer)
     if split.val is None:
         raise SystemExit("kneser_ney.py: the text is too short for a validation part")
     tok = data.tokenizer
@@ -135,7 +137,7 @@ def main(argv=None) -> None:
     counted = tok.char_lengths()[targets] > 0  # labels are given, not predicted
     text = counted & (targets != tok.marker_id) & (targets != tok.index.get("\n", -1))
     print(f"{', '.join(args.corpus)}: {len(split.train):,} training and {len(split.val):,} validation tokens "
-          f"(the last {cfg.val_fraction:.0%}), vocabulary {len(tok):,}; {counted.sum():,} targets scored, "
+          f"({split.describe()}), vocabulary {len(tok):,}; {counted.sum():,} targets scored, "
           f"{text.sum():,} of them text characters; prepared in {time.perf_counter() - start:.0f} s")
     print(f"options: {asdict(corpus_cfg)}, seq_length {cfg.seq_length}, eval_tokens {cfg.eval_tokens:,}\n")
     print("| model | log bpc | text bpc | time |")

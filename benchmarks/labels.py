@@ -54,7 +54,7 @@ def main() -> None:
     (out / "plain.txt").write_text("\n".join(line.split("\t", 1)[1] for line in train_lines) + "\n", encoding="utf-8")
     print(f"{len(train_lines)} 词 for training, {len(val_lines)} held out, {len(top)} 词牌", flush=True)
 
-    common = dict(iters=args.iters, save_freq=args.iters, val_fraction=0.02, progress=False)
+    common = dict(iters=args.iters, save_freq=args.iters, val_fraction=0.02, split="tail", progress=False)
     models, times = {}, {}
     for name, corpus, extra in (("labelled", "labelled.tsv", {"labels": True}), ("plain", "plain.txt", {})):
         began = time.perf_counter()

@@ -34,7 +34,8 @@ from baselines import BASELINES, BATCH, EMBEDDING, HIDDEN, LAYERS, LEARNING_RATE
 from prepare import build_text  # noqa: E402
 
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
-from zhrnn.training.batches import Batches, eval_windows, split_ids  # noqa: E402
+from zhrnn.training.batches import Batches, eval_windows  # noqa: E402
+from zhrnn.training.split import split_ids  # noqa: E402
 from zhrnn.training.build import prepare_run  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 
@@ -182,7 +183,7 @@ def main(argv=None) -> None:
         corpus = args.corpus or build_text(tmp / "全唐诗.txt")
         data = encode_corpus([corpus], CorpusConfig(), "char", 1, None, lambda built, info: built)
         vocab = len(data.tokenizer)
-        split = split_ids(data.ids, SEQ, 0.05)  # what zhrnn's trainer holds out with these settings
+        split = split_ids(data.ids, SEQ, 0.05, "paragraphs", data.tokenizer)  # what zhrnn's trainer holds out
         counts = np.bincount(np.asarray(split.train), minlength=vocab)
         share = lambda lo, hi: counts[lo:hi].sum() / counts.sum()  # noqa: E731
         peak = matmul_peak()

@@ -56,6 +56,10 @@ def _train_parser(sub) -> None:
     t.add_argument("--device", default=S, help="auto | cpu | cuda (default auto: the GPU when there is one)")
     t.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=S, help="混合精度 / mixed precision (default auto: on for CUDA)")
     t.add_argument("--val-fraction", type=float, default=S, help="验证集比例 / held-out share of the text (default 0.05)")
+    t.add_argument("--split", choices=["paragraphs", "tail"], default=S,
+                   help="验证集: paragraphs 为散布全文的整段 (默认; 重复与近似重复的段不会一边训练一边验证), tail 为文末 / "
+                        "held-out text: whole paragraphs spread through the text, near-twins kept on one side (default), "
+                        "or the tail")
     t.add_argument("--grad-clip", type=float, default=S, help="梯度裁剪 / gradient norm clip (default 1.0)")
     t.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay (default 0.01)")
     t.add_argument("--warmup", type=int, default=S, help="学习率预热步数 / warmup steps (default 50)")

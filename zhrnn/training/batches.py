@@ -1,32 +1,9 @@
-"""Encoded ids (encoded.py) -> train/validation split -> (B, T) batches on the device."""
+"""The ids of each side of the split (split.py) -> (B, T) batches on the device, and the fixed
+validation windows."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from ..errors import CorpusError
-
-
-@dataclass
-class Split:
-    train: np.ndarray
-    val: np.ndarray | None  # None when the text is too short to spare a validation part
-
-
-def split_ids(ids: np.ndarray, seq_length: int, val_fraction: float) -> Split:
-    """The last val_fraction of the text is held out (contiguous, so no sequence leaks across)."""
-    need = seq_length + 1
-    if len(ids) < need + 1:
-        raise CorpusError(
-            f"the text has {len(ids)} tokens, fewer than --seq-length {seq_length} + 2; "
-            "use a longer text or a smaller --seq-length"
-        )
-    n_val = int(len(ids) * val_fraction)
-    if n_val < need or len(ids) - n_val < need + 1:
-        return Split(ids, None)
-    return Split(ids[:-n_val], ids[-n_val:])
 
 
 class Batches:

@@ -11,10 +11,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import encoded, rundir
-from .batches import Batches, split_ids
+from .batches import Batches
 from .distributed import Dist, setup
 from .finetune import grow_state
 from .plan import LOCAL, Resume, RunPlan, TrainConfig, plan_run
+from .split import split_ids
 from .trainer import Trainer, TrainResult
 from ..generation.decoder import resolve_start
 from ..model import CharRNN
@@ -50,7 +51,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     # One process per machine prepares the encoded text; the others map what it wrote.
     text = dist.from_local_main(encode, then=encode)
     dist.agree("text", text.digest, "every machine needs the same text files (same bytes) and text options")
-    split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction)
+    split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, text.tokenizer)
     resolve_start(cfg.start, text.tokenizer)  # refuse an unknown start character before training
 
     amp = amp_dtype(cfg.amp, device)

@@ -14,6 +14,7 @@ from .. import checkpoint, shipped
 from . import rundir
 from .distributed import Dist
 from .finetune import extend_tokenizer
+from .split import SPLITS
 from ..errors import ConfigError, CorpusError, DistributedError
 from ..model import ModelConfig, resolve_device
 from ..text.pipeline import CorpusConfig, CorpusInfo
@@ -42,6 +43,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     val_fraction: float = 0.05
+    split: str = "paragraphs"  # paragraphs: whole paragraphs held out, spread through the text | tail (split.py)
     eval_tokens: int = 100_000  # validation tokens read per evaluation, at most
     # where and how
     seed: int = 1337
@@ -60,6 +62,8 @@ class TrainConfig:
             raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
         if not 0 <= self.val_fraction < 0.5:
             raise ConfigError("--val-fraction must be in [0, 0.5)")
+        if self.split not in SPLITS:
+            raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, not {self.split!r}")
         if not self.weight_decay >= 0:
             raise ConfigError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
         if not self.grad_clip > 0:
@@ -212,7 +216,8 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
         raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
     model_cfg = asdict(ModelConfig.from_dict(state["model_config"]))
-    fixed = {**state.get("corpus_config", {}), **model_cfg, **state["train_config"]}
+    # a run from before the paragraph split validated on the tail of its text, and goes on doing so
+    fixed = {**state.get("corpus_config", {}), **model_cfg, "split": "tail", **state["train_config"]}
     changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")

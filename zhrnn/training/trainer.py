@@ -25,10 +25,11 @@ from tqdm import tqdm
 
 from .. import checkpoint
 from . import rundir
-from .batches import Batches, Split, eval_windows
+from .batches import Batches, eval_windows
 from .distributed import Dist
 from .encoded import Encoded
 from .plan import TrainConfig
+from .split import Split
 from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
 from ..model import CharRNN
@@ -115,7 +116,9 @@ class Trainer:
             "corpus_config": asdict(self.corpus_cfg),
             "tokenizer": self.tokenizer.to_dict(),
             "corpus": {"sources": self.corpus_paths, "fingerprint": self.corpus.fingerprint,
-                       "script": self.corpus.script, "tokens": int(len(self.split.train)), "processes": self.dist.world},
+                       "script": self.corpus.script, "tokens": int(len(self.split.train)), "processes": self.dist.world,
+                       "split": {"method": self.split.method, "held_out": self.split.held_out,
+                                 "near_twins": self.split.near_twins}},
             "step": self.step,
             "best_val_bpc": self.best_val,
             "optimizer": self.optimizer.state_dict(),
@@ -236,6 +239,8 @@ class Trainer:
             return result
         if self.split.val is None:
             log.warning("the text is too short for a validation split; the loss shown is the training loss")
+        else:
+            log.info("%s", self.split.describe())
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.seq_length  # the global batch, on all processes together
         # Losses are fetched (one GPU sync) every few steps, not every step. Under torchrun that is
