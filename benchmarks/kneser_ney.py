@@ -7,10 +7,11 @@ targets its training log scores, beside the run's model on the same targets.
 
 The split, vocabulary and evaluation windows are zhrnn's own (encode_corpus, split_ids, and the
 first eval_tokens of the validation part, as Trainer.evaluate reads them), so a figure here and
-a val_bpc in a run's log.jsonl count the same targets. Two figures each, by definition:
-  log bpc   what the training log calls val_bpc: every target of the evaluation windows except
-            context labels (paragraph markers and line breaks included), in bits per character
-  text bpc  the same targets, text characters only: markers, line breaks and labels excluded
+a figure in a run's log.jsonl count the same targets. Two figures each, by definition:
+  val_bpc       every target of the evaluation windows except context labels (paragraph markers
+                and line breaks included), in bits per character, as the log's val_bpc
+  val_text_bpc  the same targets, text characters only (markers, line breaks and labels
+                excluded), as the log's val_text_bpc
 The model scores each window from a zero hidden state, as training evaluates; an n-gram looks at
 the characters before each target (up to order - 1 of them), window edges or not. Char level only.
 """
@@ -140,7 +141,7 @@ def main(argv=None) -> None:
           f"({split.describe()}), vocabulary {len(tok):,}; {counted.sum():,} targets scored, "
           f"{text.sum():,} of them text characters; prepared in {time.perf_counter() - start:.0f} s")
     print(f"options: {asdict(corpus_cfg)}, seq_length {cfg.seq_length}, eval_tokens {cfg.eval_tokens:,}\n")
-    print("| model | log bpc | text bpc | time |")
+    print("| model | val_bpc | val_text_bpc | time |")
     print("|---|---|---|---|")
     train = split.train.astype(np.int64).tolist()
     history = val.tolist()

@@ -48,3 +48,9 @@ def test_tokenizer_survives_serialisation():
         assert type(again) is type(tok)
         assert again.vocab == tok.vocab and again.marker == "^" and again.script == "simplified"
         assert list(again.encode(MIXED)) == list(tok.encode(MIXED))
+
+
+def test_text_lengths_leave_out_the_layout_and_labels():
+    tok = WordTokenizer(["<unk>", "^", "\U000f0000", "春", "\n", "春天\n", "。"], "^", labels={"李白": "\U000f0000"})
+    assert tok.text_lengths().tolist() == [1, 0, 0, 1, 0, 2, 1]
+    assert tok.char_lengths().tolist() == [1, 1, 0, 1, 1, 3, 1]  # what val_bpc counts: markers and breaks too

@@ -1,5 +1,6 @@
 """Training: a tiny corpus is learned and reproduced, checkpoints round-trip, resume is exact."""
 import json
+import math
 import threading
 
 import pytest
@@ -137,3 +138,15 @@ def test_word_level_trains_and_samples_whole_text(tmp_path):
     assert model.tokenizer.level == "word" and "喜欢" in model.tokenizer.index
     text = model.generate("我们", 30, seed=0)
     assert text.startswith("我们") and len(text) == 30
+
+
+def test_text_bits_per_character_leave_out_markers_and_line_breaks(tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(POEMS * 30, encoding="utf-8")
+    trainer = prepare_run(corpus, dict(TINY, val_fraction=0.2, split="tail", out_dir=str(tmp_path / "run")))
+    tok = trainer.tokenizer
+    layout = torch.tensor([i in (tok.marker_id, tok.index["\n"]) for i in range(len(tok))], dtype=torch.float64)
+    trainer._loss = lambda x, y, reduction="mean", net=None: layout[y].flatten()  # 1 nat for a marker or a break
+    all_targets, text = trainer.evaluate()
+    assert text == 0.0  # no text character costs anything here
+    assert all_targets == pytest.approx(2 / 14 / math.log(2), rel=0.05)  # 2 of each line's 14 targets: the marker and the break

@@ -256,7 +256,8 @@ def cmd_train(args) -> int:
     dist = setup()  # under torchrun: this process's rank; else one process alone
 
     def on_save(record: dict) -> None:
-        val = "" if record["val_bpc"] is None else f"val {record['val_bpc']:.3f} bpc, "
+        val = "" if record["val_bpc"] is None else \
+            f"val {record['val_bpc']:.3f} bpc ({record['val_text_bpc']:.3f} on text characters), "
         tqdm.write(f"--- step {record['step']}: {val}train loss {record['train_loss']:.3f} ---", file=sys.stderr)
         tqdm.write(record["sample"], file=sys.stdout)
         sys.stdout.flush()

@@ -75,6 +75,17 @@ class Tokenizer:
         lengths[self.label_ids] = 0
         return lengths
 
+    def text_lengths(self) -> np.ndarray:
+        """Characters of text each token stands for: char_lengths without the paragraph marker and
+        line breaks, which lay the text out but are not its characters."""
+        lengths = self.char_lengths()
+        if self.marker_id is not None:
+            lengths[self.marker_id] = 0
+        for i, token in enumerate(self.vocab):
+            if "\n" in token:
+                lengths[i] -= token.count("\n")
+        return lengths
+
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of text that no token can represent (they would become <unk>)."""
         return sorted({ch for ch in text if ch not in self.index})

@@ -98,6 +98,7 @@ class Trainer:
         self.model_cfg = model.config  # output and cutoffs made concrete: what the checkpoint keeps
         self.device, self.amp = device, amp
         self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(device)  # (V,)
+        self.text_len = torch.from_numpy(self.tokenizer.text_lengths()).to(device)  # (V,)
         self.step, self.best_val = step, best_val
         self.run_dir = run_dir
         self.ckpt_path = run_dir / checkpoint.FILENAME
@@ -162,22 +163,27 @@ class Trainer:
         return loss.detach()
 
     @torch.no_grad()
-    def evaluate(self) -> float | None:
-        """Validation loss in bits per character (per character, also at word level)."""
+    def evaluate(self) -> tuple[float, float] | None:
+        """Validation bits per character (per character also at word level), two ways: over every
+        target but context labels (markers and line breaks included: val_bpc, as logged from the
+        start), and over the text's characters alone (markers, line breaks and labels excluded:
+        val_text_bpc)."""
         if self.split.val is None:
             return None
         self.model.eval()
-        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # nats, characters
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # nats, characters: all, text
         for window in eval_windows(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens,
                                    rank=self.dist.rank, world=self.dist.world):
             window = window.to(self.device)  # (b, T+1)
-            length = self.char_len[window[:, 1:]].flatten()  # (b*T,) characters each target stands for
+            nats = self._loss(window[:, :-1], window[:, 1:], reduction="none")  # (b*T,)
             # a label token is not text: its prediction is not counted (so BPC compares with unlabelled runs)
-            totals[0] += (self._loss(window[:, :-1], window[:, 1:], reduction="none") * (length > 0)).sum()
-            totals[1] += length.sum()
+            for i, lengths in enumerate((self.char_len, self.text_len)):
+                length = lengths[window[:, 1:]].flatten()  # (b*T,) characters each target stands for
+                totals[2 * i] += (nats * (length > 0)).sum()
+                totals[2 * i + 1] += length.sum()
         self.model.train()
-        nats, chars = self.dist.all_sum(totals).tolist()
-        return nats / chars / math.log(2)
+        nats, chars, text_nats, text_chars = self.dist.all_sum(totals).tolist()
+        return nats / chars / math.log(2), text_nats / max(text_chars, 1) / math.log(2)
 
     def sample(self) -> str:
         cfg = SampleConfig(length=self.cfg.sample_len, temperature=self.cfg.sample_temperature,
@@ -186,11 +192,12 @@ class Trainer:
 
     def checkpoint_and_sample(self, train_loss: float, speed: float) -> dict:
         """Every process evaluates its share; rank 0 alone saves, samples and logs."""
-        val = self.evaluate()
+        val, text_val = self.evaluate() or (None, None)
         if val is not None and (self.best_val is None or val < self.best_val):
             self.best_val = val
         self.save()
         record = {"step": self.step, "train_loss": round(train_loss, 5), "val_bpc": None if val is None else round(val, 5),
+                  "val_text_bpc": None if text_val is None else round(text_val, 5),
                   "lr": lr_at(self.step - 1, self.cfg), "chars_per_s": round(speed), "time": time.time()}
         if not self.dist.main:
             return record
