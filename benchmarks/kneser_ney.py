@@ -5,15 +5,15 @@ targets its training log scores, beside the run's model on the same targets.
     python benchmarks/kneser_ney.py 全唐诗.txt --model runs/全唐诗     # the run's text options and split
     python benchmarks/kneser_ney.py 全唐诗.txt --convert t2s           # zhrnn train's defaults, no model
 
-The split, vocabulary and evaluation windows are zhrnn's own (encode_corpus, split_ids, and the
+The split, vocabulary and evaluation streams are zhrnn's own (encode_corpus, split_ids, and the
 first eval_tokens of the validation part, as Trainer.evaluate reads them), so a figure here and
 a figure in a run's log.jsonl count the same targets. Two figures each, by definition:
   val_bpc       every target of the evaluation windows except context labels (paragraph markers
                 and line breaks included), in bits per character, as the log's val_bpc
   val_text_bpc  the same targets, text characters only (markers, line breaks and labels
                 excluded), as the log's val_text_bpc
-The model scores each window from a zero hidden state, as training evaluates; an n-gram looks at
-the characters before each target (up to order - 1 of them), window edges or not. Char level only.
+The model reads each evaluation stream with its hidden state carried, as training evaluates; an
+n-gram looks at the characters before each target (up to order - 1 of them). Char level only.
 """
 from __future__ import annotations
 
@@ -34,10 +34,11 @@ from zhrnn import checkpoint, shipped  # noqa: E402
 from zhrnn.api import TextModel  # noqa: E402
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
 from zhrnn.text.tokenizer import Tokenizer  # noqa: E402
-from zhrnn.training.batches import eval_windows  # noqa: E402
+from zhrnn.training.batches import eval_streams  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 from zhrnn.training.plan import TrainConfig  # noqa: E402
 from zhrnn.training.split import split_ids  # noqa: E402
+from zhrnn.training.trainer import target_nats  # noqa: E402
 
 
 class KneserNey:
@@ -82,23 +83,15 @@ class KneserNey:
         return p
 
 
-def targets_of(val: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, int]:
-    """The validation ids, and how many of them from position 1 on are the targets that training
-    evaluates (the windows of eval_windows, which are contiguous)."""
-    windows = eval_windows(val, cfg.batch_size, cfg.seq_length, cfg.eval_tokens)
-    n = sum(len(w) for w in windows) * cfg.seq_length
-    return np.asarray(val[: n + 1], dtype=np.int64), n
+def streams(val: np.ndarray, cfg: TrainConfig) -> torch.Tensor:
+    """(s, L+1): the evaluation streams of Trainer.evaluate. Their targets, row after row, are
+    val[1 : s*L + 1]."""
+    return eval_streams(val, cfg.batch_size, cfg.seq_length, cfg.eval_tokens)
 
 
-@torch.no_grad()
-def model_bits(model: TextModel, val: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """(n,) bits of each target, each window from a zero state, as Trainer.evaluate scores it."""
-    model.model.eval()
-    out = []
-    for window in eval_windows(val, cfg.batch_size, cfg.seq_length, cfg.eval_tokens):  # (b, T+1)
-        nats, _ = model.model(window[:, :-1], targets=window[:, 1:])  # (b*T,)
-        out.append(nats.double() / math.log(2))
-    return torch.cat(out).numpy()
+def model_bits(model: TextModel, rows: torch.Tensor, cfg: TrainConfig) -> np.ndarray:
+    """(s*L,) bits of each target, the state carried along each stream, as Trainer.evaluate scores."""
+    return (target_nats(model.model, rows, cfg.seq_length) / math.log(2)).flatten().numpy()
 
 
 def report(name: str, bits: np.ndarray, counted: np.ndarray, text: np.ndarray, seconds: float) -> None:
@@ -133,7 +126,9 @@ def main(argv=None) -> None:
     if split.val is None:
         raise SystemExit("kneser_ney.py: the text is too short for a validation part")
     tok = data.tokenizer
-    val, n = targets_of(split.val, cfg)
+    rows = streams(split.val, cfg)
+    n = rows[:, 1:].numel()
+    val = np.asarray(split.val[: n + 1], dtype=np.int64)
     targets = val[1:]
     counted = tok.char_lengths()[targets] > 0  # labels are given, not predicted
     text = counted & (targets != tok.marker_id) & (targets != tok.index.get("\n", -1))
@@ -154,7 +149,7 @@ def main(argv=None) -> None:
     if model is not None:
         start = time.perf_counter()
         step = model.info.get("step")
-        report(f"{args.model} (step {step})", model_bits(model, split.val, cfg), counted, text, time.perf_counter() - start)
+        report(f"{args.model} (step {step})", model_bits(model, rows, cfg), counted, text, time.perf_counter() - start)
 
 
 if __name__ == "__main__":

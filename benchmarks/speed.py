@@ -34,7 +34,7 @@ from baselines import BASELINES, BATCH, EMBEDDING, HIDDEN, LAYERS, LEARNING_RATE
 from prepare import build_text  # noqa: E402
 
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
-from zhrnn.training.batches import Batches, eval_windows  # noqa: E402
+from zhrnn.training.batches import Batches  # noqa: E402
 from zhrnn.training.split import split_ids  # noqa: E402
 from zhrnn.training.build import prepare_run  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
@@ -110,6 +110,16 @@ def timed(run: Run, budgets: list[float], peak: float) -> list[dict]:
                     "peak_share": round(gflops / peak, 3)})
         print(json.dumps(out[-1], ensure_ascii=False), flush=True)
     return out
+
+
+def eval_windows(ids: np.ndarray, batch_size: int, seq_length: int, max_tokens: int):
+    """Fixed, non-overlapping (B, T+1) windows over the validation ids, each read from a zero
+    state: the baselines here carry no state from one call to the next, so zhrnn is scored the
+    same way in this benchmark (its trainer carries the state: training/batches.eval_streams)."""
+    n = min((len(ids) - 1) // seq_length, max(1, max_tokens // seq_length))
+    data = torch.from_numpy(np.asarray(ids[: n * seq_length + 1], dtype=np.int64))  # only what is read
+    windows = torch.stack([data[i * seq_length : i * seq_length + seq_length + 1] for i in range(n)])
+    return windows.split(batch_size)  # tuple of (b, T+1)
 
 
 def bits(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], val: np.ndarray, eval_tokens: int) -> float:

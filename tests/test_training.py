@@ -10,6 +10,7 @@ import zhrnn
 from zhrnn import checkpoint
 from zhrnn.errors import ConfigError, CorpusError
 from zhrnn.training import fit as train
+from zhrnn.training import trainer as trainer_module
 from zhrnn.training.build import prepare_run
 
 from .conftest import POEMS, TINY
@@ -140,13 +141,23 @@ def test_word_level_trains_and_samples_whole_text(tmp_path):
     assert text.startswith("我们") and len(text) == 30
 
 
-def test_text_bits_per_character_leave_out_markers_and_line_breaks(tmp_path):
+def test_text_bits_per_character_leave_out_markers_and_line_breaks(tmp_path, monkeypatch):
     corpus = tmp_path / "long.txt"
     corpus.write_text(POEMS * 30, encoding="utf-8")
     trainer = prepare_run(corpus, dict(TINY, val_fraction=0.2, split="tail", out_dir=str(tmp_path / "run")))
     tok = trainer.tokenizer
     layout = torch.tensor([i in (tok.marker_id, tok.index["\n"]) for i in range(len(tok))], dtype=torch.float64)
-    trainer._loss = lambda x, y, reduction="mean", net=None: layout[y].flatten()  # 1 nat for a marker or a break
+    monkeypatch.setattr(trainer_module, "target_nats", lambda model, rows, *a: layout[rows[:, 1:]])  # 1 nat: ^ or \n
     all_targets, text = trainer.evaluate()
     assert text == 0.0  # no text character costs anything here
     assert all_targets == pytest.approx(2 / 14 / math.log(2), rel=0.05)  # 2 of each line's 14 targets: the marker and the break
+
+
+def test_evaluation_carries_the_state_so_the_chunk_length_does_not_matter(tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(POEMS * 100, encoding="utf-8")
+    trainer = prepare_run(corpus, dict(TINY, val_fraction=0.2, split="tail", iters=30, out_dir=str(tmp_path / "run")))
+    trainer.run(progress=False)
+    by_24 = trainer.evaluate()
+    trainer.cfg.seq_length = 7  # the same 16 streams, read 7 tokens at a time
+    assert trainer.evaluate() == pytest.approx(by_24, rel=1e-6)  # from a zero state every chunk, it would not be

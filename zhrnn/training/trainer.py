@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .. import checkpoint
 from . import rundir
-from .batches import Batches, eval_windows
+from .batches import Batches, eval_streams
 from .distributed import Dist
 from .encoded import Encoded
 from .plan import TrainConfig
@@ -55,6 +55,24 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.learning_rate * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
     return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def target_nats(model: CharRNN, rows: torch.Tensor, seq_length: int, autocast=contextlib.nullcontext) -> torch.Tensor:
+    """Nats of each target of rows (s, L+1) (eval_streams), read seq_length tokens at a time with
+    the hidden state carried: (s, L), float64. The result does not depend on seq_length."""
+    if not rows.size(0):  # a process with no row of its own (more processes than rows)
+        return rows.new_zeros(0, rows.size(1) - 1, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    hidden, out = None, []
+    for begin in range(0, rows.size(1) - 1, seq_length):
+        y = rows[:, begin + 1 : begin + seq_length + 1]  # (s, t)
+        with autocast():
+            nats, hidden = model(rows[:, begin : begin + y.size(1)], hidden, targets=y)  # (s*t,)
+        out.append(nats.double().view(y.shape))
+    model.train(was_training)
+    return torch.cat(out, 1)
 
 
 @contextlib.contextmanager
@@ -164,24 +182,22 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float] | None:
-        """Validation bits per character (per character also at word level), two ways: over every
-        target but context labels (markers and line breaks included: val_bpc, as logged from the
-        start), and over the text's characters alone (markers, line breaks and labels excluded:
-        val_text_bpc)."""
+        """Validation bits per character (per character also at word level), the hidden state
+        carried along each stream (eval_streams), two ways: over every target but context labels
+        (markers and line breaks included: val_bpc, as logged from the start), and over the text's
+        characters alone (markers, line breaks and labels excluded: val_text_bpc)."""
         if self.split.val is None:
             return None
-        self.model.eval()
+        rows = eval_streams(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens,
+                            rank=self.dist.rank, world=self.dist.world).to(self.device)  # (s, L+1)
+        nats = target_nats(self.model, rows, self.cfg.seq_length, self._autocast)  # (s, L)
+        targets = rows[:, 1:]  # (s, L)
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # nats, characters: all, text
-        for window in eval_windows(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens,
-                                   rank=self.dist.rank, world=self.dist.world):
-            window = window.to(self.device)  # (b, T+1)
-            nats = self._loss(window[:, :-1], window[:, 1:], reduction="none")  # (b*T,)
-            # a label token is not text: its prediction is not counted (so BPC compares with unlabelled runs)
-            for i, lengths in enumerate((self.char_len, self.text_len)):
-                length = lengths[window[:, 1:]].flatten()  # (b*T,) characters each target stands for
-                totals[2 * i] += (nats * (length > 0)).sum()
-                totals[2 * i + 1] += length.sum()
-        self.model.train()
+        # a label token is not text: its prediction is not counted (so BPC compares with unlabelled runs)
+        for i, lengths in enumerate((self.char_len, self.text_len)):
+            length = lengths[targets]  # (s, L) characters each target stands for
+            totals[2 * i] += (nats * (length > 0)).sum()
+            totals[2 * i + 1] += length.sum()
         nats, chars, text_nats, text_chars = self.dist.all_sum(totals).tolist()
         return nats / chars / math.log(2), text_nats / max(text_chars, 1) / math.log(2)
 
