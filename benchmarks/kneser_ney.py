@@ -3,7 +3,7 @@ Goodman 1998), counted from a zhrnn run's own training split and scored on the v
 targets its training log scores, beside the run's model on the same targets.
 
     python benchmarks/kneser_ney.py 全唐诗.txt --model runs/全唐诗     # the run's text options and split
-    python benchmarks/kneser_ney.py 全唐诗.txt --convert t2s           # zhrnn train's defaults, no model
+    python benchmarks/kneser_ney.py 唐诗.txt [--convert t2s] [--labels]  # zhrnn train's defaults, no model
 
 The split, vocabulary and evaluation streams are zhrnn's own (encode_corpus, split_ids, and the
 first eval_tokens of the validation part, as Trainer.evaluate reads them), so a figure here and
@@ -104,10 +104,12 @@ def main(argv=None) -> None:
     p.add_argument("corpus", nargs="+", help="the run's text file(s)")
     p.add_argument("--model", help="a run directory, checkpoint or shipped model: its text options, split and vocabulary")
     p.add_argument("--convert", help="without --model: OpenCC conversion of the text (as zhrnn train --convert)")
+    p.add_argument("--labels", action="store_true", help="without --model: paragraphs start with 'label<TAB>' (as zhrnn train --labels)")
     p.add_argument("--orders", default="3,5", help="n-gram orders (default 3,5)")
     args = p.parse_args(argv)
 
-    corpus_cfg, cfg, model, choose = CorpusConfig(convert=args.convert), TrainConfig(), None, lambda built, info: built
+    corpus_cfg, cfg, model = CorpusConfig(convert=args.convert, labels=args.labels), TrainConfig(), None
+    choose = lambda built, info: built  # noqa: E731 (the text's own vocabulary, as a new run builds it)
     if args.model:
         model = TextModel.from_checkpoint(args.model)
         state = checkpoint.load(checkpoint.resolve(shipped.resolve(args.model)))

@@ -62,6 +62,7 @@ def test_copies_and_near_twins_never_straddle_the_split():
     assert side.count(held + "\n") == 3 and twin + "\n" in side  # copies and the twin: one side
     # the twin was not drawn (its own hash), so it trains, and so does the poem it nearly copies
     assert side is train and split.near_twins >= 1
+    assert split.copies == 2 and "2 paragraphs repeat an earlier one" in split.describe()
 
 
 def test_a_text_of_too_few_paragraphs_validates_on_its_tail():

@@ -39,6 +39,7 @@ class Split:
     method: str = "tail"  # the one that was used: paragraphs falls back to tail on a text of too few paragraphs
     held_out: int = 0  # paragraphs held out (paragraphs method)
     near_twins: int = 0  # paragraphs drawn for validation that train instead
+    copies: int = 0  # paragraphs whose text an earlier one already has (each stays on its original's side)
 
     def describe(self) -> str:
         if self.val is None:
@@ -47,7 +48,8 @@ class Split:
         if self.method == "tail":
             return f"validation: the last {share:.1%} of the text"
         return (f"validation: {self.held_out:,} paragraphs spread through the text ({share:.1%} of it); "
-                f"{self.near_twins:,} more drawn train instead, most of their clauses being in training text")
+                f"{self.copies:,} paragraphs repeat an earlier one and stay on its side, {self.near_twins:,} drawn "
+                "paragraphs train instead, most of their clauses being in training text")
 
 
 def _unit(text: str) -> float:
@@ -98,4 +100,5 @@ def _by_paragraph(ids: np.ndarray, need: int, val_fraction: float, tokenizer: To
     n_val = int(is_val.sum())
     if n_val < need or len(ids) - n_val < need + 1:
         return None
-    return Split(ids[~is_val], ids[is_val], "paragraphs", int(held.sum()), int(drawn.sum() - held.sum()))
+    return Split(ids[~is_val], ids[is_val], "paragraphs", int(held.sum()), int(drawn.sum() - held.sum()),
+                 len(texts) - len(set(texts)))

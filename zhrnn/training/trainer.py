@@ -137,7 +137,7 @@ class Trainer:
             "corpus": {"sources": self.corpus_paths, "fingerprint": self.corpus.fingerprint,
                        "script": self.corpus.script, "tokens": int(len(self.split.train)), "processes": self.dist.world,
                        "split": {"method": self.split.method, "held_out": self.split.held_out,
-                                 "near_twins": self.split.near_twins}},
+                                 "near_twins": self.split.near_twins, "copies": self.split.copies}},
             "step": self.step,
             "best_val_bpc": self.best_val,
             "optimizer": self.optimizer.state_dict(),
