@@ -5,6 +5,7 @@ text is encoded. build.py turns a plan into a Trainer."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -52,6 +53,8 @@ class TrainConfig:
     out_dir: str | None = None  # default runs/<corpus name>
     init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
     cache_dir: str | None = None  # encoded-text cache (default $ZHRNN_CACHE or ~/.cache/zhrnn)
+    # set by --resume when --iter or --learning-rate changes: [step, rate] the schedule goes on from
+    schedule_from: list | None = None
 
     def __post_init__(self):
         positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
@@ -76,7 +79,24 @@ class TrainConfig:
 
 # Options that can change when a run is resumed; everything else is fixed by the checkpoint.
 RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
-             "cache_dir"}
+             "cache_dir", "learning_rate", "warmup", "grad_clip"}
+SCHEDULE = ("iters", "learning_rate", "warmup")  # a resume that changes one goes on from the rate it had reached
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to a tenth of the peak: a pure function of the step, so
+    a resumed run follows the same schedule without a scheduler state to restore. A run resumed
+    with another --iter or --learning-rate (schedule_from) decays from the rate it had reached
+    instead, so the rate never jumps."""
+    if cfg.schedule_from and step >= cfg.schedule_from[0]:
+        start, rate = cfg.schedule_from
+        floor = 0.1 * cfg.learning_rate
+        progress = min(1.0, (step - start) / max(1, cfg.iters - start))
+        return floor + (rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    if step < cfg.warmup:
+        return cfg.learning_rate * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 # Options that may differ between the processes of one torchrun training (only rank 0 writes).
 LOCAL = {"out_dir", "cache_dir"}
 
@@ -154,7 +174,8 @@ class RunPlan:
             if new:
                 raise CorpusError(
                     f"--resume: the text has {len(new)} token(s) the checkpoint's vocabulary lacks "
-                    f"(e.g. {''.join(new[:5])}); resume with the text the run was trained on, or start a new run"
+                    f"(e.g. {''.join(new[:5])}); resume with the text the run was trained on, or start a new run "
+                    "from it with --init-from (new characters get new rows)"
                 )
             return tokenizer
         return built
@@ -222,6 +243,13 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
     merged = {**fixed, "out_dir": None, "cache_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
+    step = int(state["step"])
+    if step and any(merged[k] != fixed.get(k) for k in SCHEDULE):
+        before = split_options(fixed)[2]
+        rate = lr_at(step, before) * merged["learning_rate"] / before.learning_rate
+        merged["schedule_from"] = [step, rate]
+        log.info("--resume: the learning rate goes on from %.3g at step %d, down to %.3g at step %d", rate, step,
+                 0.1 * merged["learning_rate"], merged["iters"])
     configs = split_options(merged)
     cfg = configs[2]
     # Continue in place only from a run's own ckpt.pt; from any other file (a backup, a shipped

@@ -28,7 +28,7 @@ from . import rundir
 from .batches import Batches, eval_streams
 from .distributed import Dist
 from .encoded import Encoded
-from .plan import TrainConfig
+from .plan import TrainConfig, lr_at
 from .split import Split
 from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
@@ -46,15 +46,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # training loss (nats/token) of each step run here
     val_bpc: float | None = None
     interrupted: bool = False
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to a tenth of the peak: a pure function of the step, so
-    a resumed run follows the same schedule without a scheduler state to restore."""
-    if step < cfg.warmup:
-        return cfg.learning_rate * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
-    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @torch.no_grad()
