@@ -5,10 +5,10 @@ targets its training log scores, beside the run's model on the same targets.
     python benchmarks/kneser_ney.py 全唐诗.txt --model runs/全唐诗     # the run's text options and split
     python benchmarks/kneser_ney.py 唐诗.txt [--convert t2s] [--labels]  # zhrnn train's defaults, no model
 
-The split, vocabulary and evaluation streams are zhrnn's own (encode_corpus, split_ids, and the
-first eval_tokens of the validation part, as Trainer.evaluate reads them), so a figure here and
-a figure in a run's log.jsonl count the same targets. Two figures each, by definition:
-  val_bpc       every target of the evaluation windows except context labels (paragraph markers
+The split, vocabulary and evaluation streams are zhrnn's own (encode_corpus, split_ids, and
+eval_streams: 32 stretches spread over the validation part, eval_tokens targets in all, as
+Trainer.evaluate reads them), so a figure here and one in a run's log.jsonl count the same targets. Two figures each, by definition:
+  val_bpc       every target of the evaluation streams except context labels (paragraph markers
                 and line breaks included), in bits per character, as the log's val_bpc
   val_text_bpc  the same targets, text characters only (markers, line breaks and labels
                 excluded), as the log's val_text_bpc
@@ -34,7 +34,7 @@ from zhrnn import checkpoint, shipped  # noqa: E402
 from zhrnn.api import TextModel  # noqa: E402
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
 from zhrnn.text.tokenizer import Tokenizer  # noqa: E402
-from zhrnn.training.batches import eval_streams  # noqa: E402
+from zhrnn.training.batches import eval_streams, stream_starts  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 from zhrnn.training.plan import TrainConfig  # noqa: E402
 from zhrnn.training.split import split_ids  # noqa: E402
@@ -83,12 +83,6 @@ class KneserNey:
         return p
 
 
-def streams(val: np.ndarray, cfg: TrainConfig) -> torch.Tensor:
-    """(s, L+1): the evaluation streams of Trainer.evaluate. Their targets, row after row, are
-    val[1 : s*L + 1]."""
-    return eval_streams(val, cfg.batch_size, cfg.seq_length, cfg.eval_tokens)
-
-
 def model_bits(model: TextModel, rows: torch.Tensor, cfg: TrainConfig) -> np.ndarray:
     """(s*L,) bits of each target, the state carried along each stream, as Trainer.evaluate scores."""
     return (target_nats(model.model, rows, cfg.seq_length) / math.log(2)).flatten().numpy()
@@ -128,10 +122,11 @@ def main(argv=None) -> None:
     if split.val is None:
         raise SystemExit("kneser_ney.py: the text is too short for a validation part")
     tok = data.tokenizer
-    rows = streams(split.val, cfg)
-    n = rows[:, 1:].numel()
-    val = np.asarray(split.val[: n + 1], dtype=np.int64)
-    targets = val[1:]
+    rows = eval_streams(split.val, cfg.seq_length, cfg.eval_tokens)  # (s, L+1), as Trainer.evaluate reads them
+    starts, length = stream_starts(len(split.val), cfg.seq_length, cfg.eval_tokens)
+    positions = (starts[:, None] + np.arange(1, length + 1)).flatten()  # (s*L,) where each target stands, row after row
+    val = np.asarray(split.val, dtype=np.int64)
+    targets = val[positions]
     counted = tok.char_lengths()[targets] > 0  # labels are given, not predicted
     text = counted & (targets != tok.marker_id) & (targets != tok.index.get("\n", -1))
     print(f"{', '.join(args.corpus)}: {len(split.train):,} training and {len(split.val):,} validation tokens "
@@ -146,7 +141,7 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         kn = KneserNey(train, order, len(tok))
         bits = np.array([-math.log2(kn.prob(tuple(history[max(0, i - order + 1): i]), history[i]))
-                         for i in range(1, n + 1)])
+                         for i in positions.tolist()])
         report(f"Kneser-Ney {order}-gram", bits, counted, text, time.perf_counter() - start)
     if model is not None:
         start = time.perf_counter()

@@ -18,7 +18,7 @@ import torch
 
 from .conftest import (OPTIONS, POEMS, TEXT, assert_clean_error, assert_same_curve, cli_options, curve, env,
                        run_cli, torchrun, zhrnn_train)
-from zhrnn.training.batches import Batches, eval_streams
+from zhrnn.training.batches import Batches, eval_streams, stream_starts
 from zhrnn.training.launch import without_launch_options
 
 def free_port() -> int:
@@ -42,13 +42,15 @@ def test_process_shares_make_up_the_single_process_batch():
     assert torch.equal(one.state(), two[0].state())
 
 
-def test_validation_streams_are_shared_out_without_overlap():
-    ids = np.arange(1000, dtype=np.uint32)
-    whole = eval_streams(ids, 4, 50, 10_000)
-    assert whole.shape == (4, 249 + 1) and torch.equal(whole[:, 1:].flatten(), torch.arange(1, 997))  # contiguous rows
-    parts = [eval_streams(ids, 4, 50, 10_000, rank=r, world=3) for r in range(3)]
+def test_validation_streams_are_shared_out_without_overlap_and_span_the_validation_text():
+    ids = np.arange(100_000, dtype=np.uint32)
+    whole = eval_streams(ids, 50, 10_000)
+    starts, length = stream_starts(len(ids), 50, 10_000)
+    assert whole.shape == (32, length + 1) and torch.equal(whole[:, 0], torch.from_numpy(starts))
+    assert whole[:, 1:].numel() == 10_000 - 10_000 % 32 and starts[-1] > 95_000  # from all through it
+    parts = [eval_streams(ids, 50, 10_000, rank=r, world=3) for r in range(3)]
     assert sorted(map(tuple, torch.cat(parts).tolist())) == sorted(map(tuple, whole.tolist()))
-    assert eval_streams(ids[:120], 4, 50, 10_000, rank=2, world=3).shape == (0, 60)  # 2 rows, 3 processes
+    assert eval_streams(ids[:120], 50, 10_000, rank=2, world=3).shape == (0, 60)  # 2 rows, 3 processes
 
 
 def test_launch_options_are_not_passed_on():

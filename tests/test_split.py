@@ -74,7 +74,7 @@ def test_a_text_of_too_few_paragraphs_validates_on_its_tail():
 
 def test_a_run_from_before_the_paragraph_split_resumes_on_its_tail(trained, monkeypatch):
     state = checkpoint.load(trained.checkpoint)
-    assert state["train_config"]["split"] == "paragraphs"  # what runs record now
+    assert "split" in state["train_config"]  # what runs record now
     del state["train_config"]["split"]
     old = trained.run_dir.parent / "old" / checkpoint.FILENAME
     checkpoint.save(state, old)
@@ -93,3 +93,33 @@ def test_a_labelled_text_holds_out_the_same_paragraphs_as_the_text_alone():
     shown = lambda split: [p.translate({ord(t): None for t in labelled.labels.values()})  # noqa: E731
                            for p in paragraphs(split.val, tok)]
     assert shown(a) == shown(b) and a.held_out == b.held_out > 0
+
+
+def held_out_of(lines: list[str]) -> list[str]:
+    tok, ids = encoded(lines)
+    return [p.rstrip("\n") for p in paragraphs(split_ids(ids, 20, 0.1, "paragraphs", tok).val, tok)]
+
+
+def test_a_quoted_couplet_or_half_the_clauses_make_a_near_twin():
+    lines = poems(400)
+    held = held_out_of(lines)
+    a, b = held[0], held[1]
+    couplet = a[: a.index("。") + 1]  # a training line that quotes the first couplet of a held poem
+    half = b[:12] + "".join(reversed(b[12:]))  # the same first two clauses, the last two changed
+    for extra in ([couplet], [half]):
+        again = held_out_of(lines + extra)
+        assert (a if extra == [couplet] else b) not in again  # it trains now, beside its near-twin
+    assert set(held_out_of(lines + [couplet, half])) <= set(held)
+
+
+def test_text_before_the_first_marker_trains():
+    tok, ids = encoded(poems(400))
+    prefix = tok.encode("前言前言前言")
+    split = split_ids(np.concatenate([prefix, ids]), 20, 0.1, "paragraphs", tok)
+    assert np.array_equal(split.train[: len(prefix)], prefix) and split.method == "paragraphs"
+
+
+def test_a_run_that_fell_back_to_the_tail_resumes_on_its_tail(trained):
+    state = checkpoint.load(trained.checkpoint)
+    assert state["corpus"]["split"]["method"] == "tail"  # val_fraction 0: there is nothing to hold out
+    assert plan_run(trained.run_dir.parent / "诗.txt", {"iters": 400}, resume=trained.run_dir).cfg.split == "tail"

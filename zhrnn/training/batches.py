@@ -41,17 +41,27 @@ class Batches:
         self.generator.set_state(state)
 
 
-def eval_streams(ids: np.ndarray, streams: int, seq_length: int, max_tokens: int, rank: int = 0,
-                 world: int = 1) -> torch.Tensor:
-    """The validation ids (the first max_tokens targets) as up to `streams` contiguous rows, the
-    same every evaluation: (s, L+1) of this process's rows, L targets each. They are read
-    seq_length at a time with the hidden state carried, so every target is predicted from all of
-    its row before it (from a zero state the first characters of a window cost the shipped model
-    ~0.9 bits more). Under torchrun each process takes every world-th row; the sums over the
-    processes are those of one process."""
-    n = min(len(ids) - 1, max_tokens)
-    rows = max(1, min(streams, n // seq_length))
+EVAL_STREAMS = 32  # validation streams: a fixed number, so the figure does not depend on --batch-size
+EVAL_PROTOCOL = f"{EVAL_STREAMS} streams, state carried"  # what a checkpoint's best_val_bpc was measured by
+
+
+def stream_starts(n_ids: int, seq_length: int, max_tokens: int) -> tuple[np.ndarray, int]:
+    """Where each validation stream begins in the validation ids, and how many targets it has:
+    EVAL_STREAMS stretches (fewer on a short text) at even spacing over the whole part, so the
+    figure covers held-out text from all through the corpus, max_tokens targets in all."""
+    n = min(n_ids - 1, max_tokens)
+    rows = max(1, min(EVAL_STREAMS, n // seq_length))
     length = n // rows
-    data = torch.from_numpy(np.asarray(ids[: rows * length + 1], dtype=np.int64))  # only what is read
-    mine = [data[r * length : r * length + length + 1] for r in range(rank, rows, world)]
-    return torch.stack(mine) if mine else data.new_empty(0, length + 1)
+    spacing = (n_ids - 1) // rows  # >= length
+    return np.arange(rows) * spacing, length
+
+
+def eval_streams(ids: np.ndarray, seq_length: int, max_tokens: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """The validation streams, the same every evaluation: (s, L+1) of this process's rows, L
+    targets each (stream_starts). They are read seq_length at a time with the hidden state
+    carried, so every target is predicted from all of its stream before it (from a zero state
+    the first characters of a window cost the shipped model ~0.9 bits more). Under torchrun each
+    process takes every world-th row; the sums over the processes are those of one process."""
+    starts, length = stream_starts(len(ids), seq_length, max_tokens)
+    mine = [torch.from_numpy(np.asarray(ids[a : a + length + 1], dtype=np.int64)) for a in starts[rank::world]]
+    return torch.stack(mine) if mine else torch.empty(0, length + 1, dtype=torch.int64)

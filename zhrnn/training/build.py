@@ -52,6 +52,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     text = dist.from_local_main(encode, then=encode)
     dist.agree("text", text.digest, "every machine needs the same text files (same bytes) and text options")
     split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, text.tokenizer)
+    cfg = replace(cfg, split=split.method)  # the split used (paragraphs fall back to the tail): what a resume keeps
     resolve_start(cfg.start, text.tokenizer)  # refuse an unknown start character before training
 
     amp = amp_dtype(cfg.amp, device)

@@ -13,6 +13,7 @@ import torch
 
 from .. import checkpoint, shipped
 from . import rundir
+from .batches import EVAL_PROTOCOL
 from .distributed import Dist
 from .finetune import extend_tokenizer
 from .split import SPLITS
@@ -128,8 +129,10 @@ class Resume:
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> "Resume":
+        # a best figure measured another way (zero-state windows, before the streams) is not comparable: forgotten
+        best = state.get("best_val_bpc") if state.get("eval_protocol") == EVAL_PROTOCOL else None
         return cls(Tokenizer.from_dict(state["tokenizer"]), state["model"], state["optimizer"], state.get("scaler"),
-                   state["rng"], int(state["step"]), state.get("best_val_bpc"), state["corpus"]["fingerprint"])
+                   state["rng"], int(state["step"]), best, state["corpus"]["fingerprint"])
 
 
 @dataclass

@@ -2,11 +2,13 @@
 
     paragraphs (default)  whole paragraphs held out, spread through the text: a paragraph is
                           held out when a hash of its text falls under val_fraction, so the choice
-                          depends on the paragraph alone (text appended later, or a resumed run,
-                          leaves it as it was) and copies of one paragraph share a side. A held-out
-                          paragraph most of whose clauses occur in training paragraphs (全唐诗
-                          repeats poems under several authors, with a word changed) trains instead:
-                          validation text never has a near-twin in training.
+                          depends on the paragraph alone and copies of one paragraph share a side.
+                          Near-twins share a side too: a held-out paragraph trains instead when half
+                          or more of its clauses occur in training paragraphs, or half or more of a
+                          training paragraph's clauses occur in it (全唐诗 repeats poems under several
+                          authors with a word changed, and quotes couplets of longer poems), repeated
+                          until nothing moves. Appended text can only move held-out paragraphs into
+                          training (when it brings their near-twins), never the other way.
     tail                  the last val_fraction of the text (the only choice for a text of one
                           paragraph, and what runs from before the paragraph split used)
 
@@ -28,8 +30,8 @@ from ..text.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 SPLITS = ("paragraphs", "tail")
-CLAUSE = re.compile(r"[^\s，。？！；：、,.?!;:]{4,}")  # a clause of four characters or more: what a near-twin shares
-NEAR_TWIN = 0.5  # a held-out paragraph with more than this share of its clauses in training trains instead
+CLAUSE = re.compile(r"[^\n，。？！；：、,.?!;:]{4,}")  # between punctuation, four characters or more: what near-twins share
+NEAR_TWIN = 0.5  # share of one paragraph's clauses found in another that makes them near-twins
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Split:
             return f"validation: the last {share:.1%} of the text"
         return (f"validation: {self.held_out:,} paragraphs spread through the text ({share:.1%} of it); "
                 f"{self.copies:,} paragraphs repeat an earlier one and stay on its side, {self.near_twins:,} drawn "
-                "paragraphs train instead, most of their clauses being in training text")
+                "paragraphs train instead, sharing half their clauses or more with training text")
 
 
 def _unit(text: str) -> float:
@@ -85,15 +87,11 @@ def _by_paragraph(ids: np.ndarray, need: int, val_fraction: float, tokenizer: To
     if len(starts) < 2:
         return None
     bounds = np.append(starts, len(ids))  # anything before the first marker trains
-    unlabelled = {ord(token): None for token in tokenizer.labels.values()}  # labelled or not, a text splits alike
-    texts = [tokenizer.decode(ids[a:b]).translate(unlabelled) for a, b in zip(bounds[:-1], bounds[1:])]
+    # the text alone: labelled or not, whatever the marker, a paragraph is drawn alike
+    layout = {ord(token): None for token in [*tokenizer.labels.values(), tokenizer.marker]}
+    texts = [tokenizer.decode(ids[a:b]).translate(layout) for a, b in zip(bounds[:-1], bounds[1:])]
     drawn = np.array([_unit(t) < val_fraction for t in texts])  # (P,)
-    seen = {hash(c) for t, d in zip(texts, drawn) if not d for c in CLAUSE.findall(t)}  # clauses of training text
-    held = drawn.copy()
-    for i in np.flatnonzero(drawn):
-        clauses = CLAUSE.findall(texts[i])
-        if clauses and sum(hash(c) in seen for c in clauses) > NEAR_TWIN * len(clauses):
-            held[i] = False
+    held = _without_near_twins(texts, drawn)
     lengths = np.diff(bounds)  # (P,)
     is_val = np.zeros(len(ids), dtype=bool)
     is_val[starts[0]:] = np.repeat(held, lengths)
@@ -102,3 +100,26 @@ def _by_paragraph(ids: np.ndarray, need: int, val_fraction: float, tokenizer: To
         return None
     return Split(ids[~is_val], ids[is_val], "paragraphs", int(held.sum()), int(drawn.sum() - held.sum()),
                  len(texts) - len(set(texts)))
+
+
+def _without_near_twins(texts: list[str], drawn: np.ndarray) -> np.ndarray:
+    """(P,) bool: the drawn paragraphs that stay held out once near-twins of training text train."""
+    clauses = [{hash(c) for c in CLAUSE.findall(t)} for t in texts]  # hash(): compared within this process only
+    held = drawn.copy()
+    while True:
+        in_training = {c for i in np.flatnonzero(~held) for c in clauses[i]}
+        where_held: dict[int, list[int]] = {}  # clause -> the held paragraphs that have it
+        for i in np.flatnonzero(held):
+            for c in clauses[i]:
+                where_held.setdefault(c, []).append(i)
+        moved = {i for i in np.flatnonzero(held)
+                 if clauses[i] and len(clauses[i] & in_training) >= NEAR_TWIN * len(clauses[i])}
+        for j in np.flatnonzero(~held):  # a training paragraph quoting half or more of itself from a held one
+            hits: dict[int, int] = {}
+            for c in clauses[j]:
+                for i in where_held.get(c, ()):
+                    hits[i] = hits.get(i, 0) + 1
+            moved.update(i for i, n in hits.items() if n >= NEAR_TWIN * len(clauses[j]))
+        if not moved:
+            return held
+        held[list(moved)] = False

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .. import checkpoint
 from . import rundir
-from .batches import Batches, eval_streams
+from .batches import EVAL_PROTOCOL, Batches, eval_streams
 from .distributed import Dist
 from .encoded import Encoded
 from .plan import TrainConfig, lr_at
@@ -51,7 +51,7 @@ class TrainResult:
 @torch.no_grad()
 def target_nats(model: CharRNN, rows: torch.Tensor, seq_length: int, autocast=contextlib.nullcontext) -> torch.Tensor:
     """Nats of each target of rows (s, L+1) (eval_streams), read seq_length tokens at a time with
-    the hidden state carried: (s, L), float64. The result does not depend on seq_length."""
+    the hidden state carried: (s, L), float64. How the rows are cut into chunks does not change it."""
     if not rows.size(0):  # a process with no row of its own (more processes than rows)
         return rows.new_zeros(0, rows.size(1) - 1, dtype=torch.float64)
     was_training = model.training
@@ -131,6 +131,7 @@ class Trainer:
                                  "near_twins": self.split.near_twins, "copies": self.split.copies}},
             "step": self.step,
             "best_val_bpc": self.best_val,
+            "eval_protocol": EVAL_PROTOCOL,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
@@ -179,7 +180,7 @@ class Trainer:
         characters alone (markers, line breaks and labels excluded: val_text_bpc)."""
         if self.split.val is None:
             return None
-        rows = eval_streams(self.split.val, self.cfg.batch_size, self.cfg.seq_length, self.cfg.eval_tokens,
+        rows = eval_streams(self.split.val, self.cfg.seq_length, self.cfg.eval_tokens,
                             rank=self.dist.rank, world=self.dist.world).to(self.device)  # (s, L+1)
         nats = target_nats(self.model, rows, self.cfg.seq_length, self._autocast)  # (s, L)
         targets = rows[:, 1:]  # (s, L)
