@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zhrnn import checkpoint, shipped  # noqa: E402
 from zhrnn.api import TextModel  # noqa: E402
 from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
-from zhrnn.text.tokenizer import Tokenizer  # noqa: E402
 from zhrnn.training.batches import eval_streams, stream_starts  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 from zhrnn.training.plan import TrainConfig  # noqa: E402
@@ -106,13 +104,9 @@ def main(argv=None) -> None:
     choose = lambda built, info: built  # noqa: E731 (the text's own vocabulary, as a new run builds it)
     if args.model:
         model = TextModel.from_checkpoint(args.model)
-        state = checkpoint.load(checkpoint.resolve(shipped.resolve(args.model)))
-        corpus_cfg = CorpusConfig(**state.get("corpus_config", {}))
-        known = {f.name for f in fields(TrainConfig)}
-        # a run from before the paragraph split validated on the tail (as a resumed run goes on doing)
-        cfg = TrainConfig(**{"split": "tail", **{k: v for k, v in state.get("train_config", {}).items() if k in known}})
-        tokenizer = Tokenizer.from_dict(state["tokenizer"])
-        choose = lambda built, info: tokenizer  # noqa: E731 (the model's vocabulary, as a resumed run keeps it)
+        corpus_cfg = CorpusConfig(**(model.info.get("corpus_config") or {}))
+        cfg = TrainConfig.from_dict(model.info.get("train_config") or {})
+        choose = lambda built, info: model.tokenizer  # noqa: E731 (the model's vocabulary, as a resumed run keeps it)
     if cfg.level != "char":
         raise SystemExit("kneser_ney.py: char-level runs only")
     start = time.perf_counter()

@@ -148,9 +148,9 @@ class CharRNN(nn.Module):
 
 
 def quantize_int8(model: CharRNN) -> CharRNN:
-    """A copy (on the CPU; the model given is left as it is) whose GRU/LSTM and output layers hold int8 weights (dynamic quantization: the
-    activations are quantized on the fly), for sampling on the CPU. A sampling step reads every
-    weight once, so a quarter of the bytes is what speeds it up."""
+    """A copy on the CPU (the model given is left as it is) whose GRU/LSTM and output layers hold
+    int8 weights (dynamic quantization: the activations are quantized on the fly), for sampling on
+    the CPU. A sampling step reads every weight once, so a quarter of the bytes is what speeds it up."""
     import warnings
 
     try:

@@ -57,6 +57,12 @@ class TrainConfig:
     # set by --resume when --iter or --learning-rate changes: [step, rate] the schedule goes on from
     schedule_from: list | None = None
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A checkpoint's train_config. Runs from before the paragraph split validated on the tail
+        of their text, and go on doing so."""
+        return cls(**{"split": "tail", **d})
+
     def __post_init__(self):
         positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
         for name in positive:
@@ -240,8 +246,7 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     if any(k not in state for k in ("optimizer", "rng", "step", "corpus", "train_config")):
         raise ConfigError(f"cannot resume from {path}: it holds no training state (a model for sampling only)")
     model_cfg = asdict(ModelConfig.from_dict(state["model_config"]))
-    # a run from before the paragraph split validated on the tail of its text, and goes on doing so
-    fixed = {**state.get("corpus_config", {}), **model_cfg, "split": "tail", **state["train_config"]}
+    fixed = {**state.get("corpus_config", {}), **model_cfg, **asdict(TrainConfig.from_dict(state["train_config"]))}
     changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")

@@ -153,16 +153,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean", net=None) -> torch.Tensor:
-        """Cross-entropy in nats of predicting y (B, T) from x (B, T); the softmax in float32."""
-        with self._autocast():
-            nats, _ = (net or self.model)(x, targets=y)  # (B*T,)
-        return nats.mean() if reduction == "mean" else nats
-
     def train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
-        loss = self._loss(*self.batches.next(), net=self.net)
+        x, y = self.batches.next()  # (B, T) each
+        with self._autocast():
+            nats, _ = self.net(x, targets=y)  # (B*T,) nats of each target, the softmax in float32
+        loss = nats.mean()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
