@@ -59,7 +59,7 @@ def test_a_resumed_plan_holds_the_checkpoint_parsed(trained, no_text):
     resume = plan.resume
     assert isinstance(resume, Resume) and isinstance(resume.tokenizer, Tokenizer)
     assert resume.tokenizer.vocab == saved["tokenizer"]["vocab"] and plan.labels == {}
-    assert resume.step == TINY["iters"] and resume.best_val is None  # no validation part in TINY
+    assert resume.step == TINY["iters"] and resume.best is None  # no validation part in TINY
     assert resume.fingerprint == saved["corpus"]["fingerprint"]
     assert resume.model.keys() == saved["model"].keys()
     assert torch.equal(resume.rng["batches"], saved["rng"]["batches"])

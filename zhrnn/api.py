@@ -23,16 +23,18 @@ class TextModel:
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, info: dict | None = None, path: Path | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.info = info or {}  # step, best_val_bpc, corpus, train_config of the checkpoint
+        self.info = info or {}  # step, best (its figures), best_val_bpc, corpus, train_config of the checkpoint
         self.path = path
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | torch.device = "cpu", int8: bool = False) -> "TextModel":
-        """int8: sample with int8 weights (CPU only; see model.quantize_int8)."""
+    def from_checkpoint(cls, path, device: str | torch.device = "cpu", int8: bool = False,
+                        last: bool = False) -> "TextModel":
+        """int8: sample with int8 weights (CPU only; see model.quantize_int8). A run directory
+        gives its best checkpoint by validation, or with last its latest."""
         device = resolve_device(device)
         if int8 and device.type != "cpu":
             raise ConfigError("--int8 is for sampling on the CPU; leave it out on a GPU")
-        path = checkpoint.resolve(shipped.resolve(path))
+        path = checkpoint.resolve(shipped.resolve(path), last)
         state = checkpoint.load(path)
         try:
             tokenizer = Tokenizer.from_dict(state["tokenizer"])
@@ -40,7 +42,7 @@ class TextModel:
             model.load_state_dict(state["model"])
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
-        info = {k: state.get(k) for k in ("step", "best_val_bpc", "corpus", "train_config", "corpus_config")}
+        info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config")}
         return cls(quantize_int8(model) if int8 else model.to(device), tokenizer, info, path)
 
     @property
@@ -62,14 +64,15 @@ class TextModel:
         return self.generate_many(1, start, length, **options)[0]
 
 
-def load(path=None, device: str | torch.device = "cpu", int8: bool = False) -> TextModel:
-    """Load a checkpoint file, a run directory or a shipped model by name (唐诗, 宋词); with no
-    path, the newest run under ./runs, or the shipped 唐诗 when there is none."""
+def load(path=None, device: str | torch.device = "cpu", int8: bool = False, last: bool = False) -> TextModel:
+    """Load a checkpoint file, a run directory (its best.pt by validation; its latest ckpt.pt
+    with last) or a shipped model by name (唐诗, 宋词); with no path, the newest run under ./runs,
+    or the shipped 唐诗 when there is none."""
     if path is None:
-        path = checkpoint.latest() or shipped.find(shipped.DEFAULT)
+        path = checkpoint.latest(last=last) or shipped.find(shipped.DEFAULT)
         if path is None:
             raise CheckpointError("no model under ./runs and no shipped model installed; train one (zhrnn train FILE)")
-    return TextModel.from_checkpoint(path, device, int8)
+    return TextModel.from_checkpoint(path, device, int8, last)
 
 
 def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -18,7 +19,8 @@ from .errors import CheckpointError
 
 FORMAT = "zhrnn"
 VERSION = 1
-FILENAME = "ckpt.pt"
+FILENAME = "ckpt.pt"  # a run's latest checkpoint: what --resume goes on from
+BEST = "best.pt"  # its best by validation: what sampling and loading a run directory take
 REQUIRED = ("model", "model_config", "tokenizer")
 _UMASK = os.umask(0o22)  # read once (os.umask can only be read by setting it), then put back
 os.umask(_UMASK)
@@ -55,18 +57,39 @@ def save(state: dict, path: str | Path) -> Path:
     return path
 
 
+def keep(path: Path, as_path: Path) -> Path:
+    """as_path becomes the checkpoint at path as it is now, atomically: a hard link (no copy: the
+    next save() of path writes a new file and leaves this one), or a copy where links fail."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{as_path.name}.", suffix=".tmp", dir=as_path.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, as_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return as_path
+
+
 def remove_stale_temporaries(directory: Path) -> None:
     """Delete temporary files of writes that never finished (the writer was killed). Call only
     while holding the run's lock, so no live writer's file is removed."""
-    for tmp in Path(directory).glob(f".{FILENAME}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+    for name in (FILENAME, BEST):
+        for tmp in Path(directory).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
-def resolve(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory holding one."""
+def resolve(path: str | Path, last: bool = False) -> Path:
+    """A checkpoint file, or a run directory: its best.pt (best by validation), or with last
+    (or when it has none: no validation part) its latest ckpt.pt."""
     path = Path(path)
     if path.is_dir():
-        path = path / FILENAME
+        path = path / FILENAME if last or not (path / BEST).is_file() else path / BEST
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     return path
@@ -82,9 +105,10 @@ def _is_torch_archive(path: Path) -> bool:
         return False
 
 
-def load(path: str | Path) -> dict:
-    """Load safely onto the CPU (a GPU-trained checkpoint loads on a machine without one)."""
-    path = resolve(path)
+def load(path: str | Path, last: bool = False) -> dict:
+    """Load safely onto the CPU (a GPU-trained checkpoint loads on a machine without one). A run
+    directory gives its best checkpoint, or its latest with last (resolve)."""
+    path = resolve(path, last)
     if not _is_torch_archive(path):
         raise CheckpointError(f"{path} is corrupt or not a checkpoint (not a complete PyTorch file)")
     try:
@@ -106,20 +130,21 @@ def load(path: str | Path) -> dict:
     return state
 
 
-SAMPLING = ("model", "model_config", "tokenizer", "corpus_config", "train_config", "corpus", "step", "best_val_bpc")
+SAMPLING = ("model", "model_config", "tokenizer", "corpus_config", "train_config", "corpus", "step", "best",
+            "best_val_bpc")
 
 
-def export(source: str | Path, path: str | Path, half: bool = True) -> Path:
+def export(source: str | Path, path: str | Path, half: bool = True, last: bool = False) -> Path:
     """A sampling-only copy: no optimizer or RNG state, float16 weights unless half=False (the
     loader widens them back to float32). What pretrained/ ships."""
-    state = load(source)
+    state = load(source, last)
     kept = {k: state[k] for k in SAMPLING if k in state}
     if half:
         kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
     return save(kept, path)
 
 
-def latest(root: str | Path = "runs") -> Path | None:
-    """The newest checkpoint in any run directory under root, or None."""
+def latest(root: str | Path = "runs", last: bool = False) -> Path | None:
+    """The checkpoint (resolve) of the run directory under root trained most recently, or None."""
     found = [p for p in Path(root).glob(f"*/{FILENAME}") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    return resolve(max(found, key=lambda p: p.stat().st_mtime).parent, last) if found else None

@@ -36,13 +36,23 @@ def _train_parser(sub) -> None:
     m.add_argument("--output-layer", "--output", dest="output_layer", choices=["auto", "full", "adaptive"], default=S,
                    help="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍 / output layer: full softmax, or adaptive "
                         "(2-5x faster training on 5-10k character vocabularies); default auto: adaptive from 2,000 tokens")
+    m.add_argument("--tie-embedding", action=argparse.BooleanOptionalAction, default=S,
+                   help="输出层与字向量共用矩阵 (全 softmax) / output layer shares the embedding matrix (full softmax)")
     m.add_argument("--cutoffs", type=_cutoffs, default=S, metavar="N,N,...",
                    help="自适应 softmax 的分界 / where the adaptive output's head and clusters end (default 1000,3000,10000,30000 below the vocabulary size)")
     t = p.add_argument_group("训练 / training")
     t.add_argument("--batch-size", type=int, default=S, help="批大小, 多进程时为全局批 / sequences per batch, over all processes together (default 32)")
     t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
     t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="学习率 / peak learning rate (default 2e-3)")
-    t.add_argument("--iter", dest="iters", type=int, default=S, help="训练步数 / training iterations (default 1000)")
+    t.add_argument("--iter", dest="iters", type=int, default=S,
+                   help="训练步数; 不给 --iter 和 --time 时按文本大小定 (约 4 遍) / training steps (default: about 4 passes "
+                        "over the text, 200 to 50,000 steps)")
+    t.add_argument("--time", dest="time_budget", default=S, metavar="DURATION",
+                   help="按时间训练, 如 90s、30m、2h: 学习率按时间衰减, 到时做最后一次验证和保存 / train for this long "
+                        "(90s, 30m, 2h): the rate decays over the time, and the run ends with an evaluation and checkpoint")
+    t.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=S,
+                   help="连续文本流, 隐状态跨步传递 (截断 BPTT) / contiguous streams with the hidden state carried "
+                        "from step to step (truncated BPTT), instead of random windows")
     t.add_argument("--save-freq", "--save_freq", type=int, default=S, help="每多少步保存并采样 / checkpoint + sample every N steps (default 200)")
     t.add_argument("--start", "--idx_of_begin", default=S, help="训练中采样的开头 / start text of the samples printed while training")
     t.add_argument("--len", "--len_of_sample", dest="sample_len", type=int, default=S, help="采样长度 / sample length (default 100)")
@@ -63,6 +73,8 @@ def _train_parser(sub) -> None:
     t.add_argument("--grad-clip", type=float, default=S, help="梯度裁剪 / gradient norm clip (default 1.0)")
     t.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay (default 0.01)")
     t.add_argument("--warmup", type=int, default=S, help="学习率预热步数 / warmup steps (default 50)")
+    t.add_argument("--patience", type=int, default=S, metavar="N",
+                   help="连续 N 次验证没有更好就停止 / stop after N evaluations in a row without a new best")
     d = p.add_argument_group("文本与词表 / text and vocabulary")
     d.add_argument("--level", choices=["char", "word"], default=S, help="char: 每字一个 token (默认) / word: jieba 分词")
     d.add_argument("--min-count", type=int, default=S, help="少于此次数的字记为 <unk> / rarer characters become <unk> (default 1)")
@@ -96,7 +108,7 @@ def _sample_parser(sub) -> None:
         "sample", help="生成文本 / generate text from a model",
         description="从模型生成文本 / generate text from a trained model",
     )
-    p.add_argument("--model", default=None, help=MODEL_HELP)
+    _model_options(p)
     p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
     p.add_argument("--label", default=S, help="风格标签, 如 李白、水调歌头 (模型需用 --labels 训练) / context label of a model trained with --labels")
     p.add_argument("--len", dest="length", type=int, default=100, help="输出字数 / characters per sample, start included (default 100)")
@@ -114,6 +126,13 @@ def _sample_parser(sub) -> None:
     f.add_argument("--rhyme", action="store_true", default=S,
                    help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
     p.set_defaults(func=cmd_sample)
+
+
+def _model_options(p) -> None:
+    p.add_argument("--model", default=None, help=MODEL_HELP)
+    p.add_argument("--last", action="store_true",
+                   help="运行目录取最新的检查点, 而非验证最好的 / from a run directory, the latest checkpoint "
+                        "(ckpt.pt) instead of the best by validation (best.pt)")
 
 
 def _cutoffs(value: str) -> list[int]:
@@ -155,7 +174,7 @@ def _score_parser(sub) -> None:
                     "bits per character of a text, each character's surprise, and an HTML heat map",
     )
     p.add_argument("file", help="要评分的文本文件 / text file to score")
-    p.add_argument("--model", default=None, help=MODEL_HELP)
+    _model_options(p)
     p.add_argument("--html", metavar="OUT", default=None, help="把热力图写到此 HTML 文件 / write the heat map here")
     p.add_argument("--top", type=int, default=10, help="列出最意外的几个字 / list the N most surprising characters")
     p.add_argument("--chars", action="store_true", help="逐字输出比特数 (TSV) / print every character with its bits")
@@ -168,7 +187,7 @@ def _interactive_parser(sub) -> None:
     p = sub.add_parser("interactive", help="与模型一起写 / write together with the model, character by character",
                        description="每一步显示最可能的下一个字及其概率, 可选择、输入、撤销或让模型续写 / "
                                    "see the most likely next characters, then choose, type, undo or let the model go on")
-    p.add_argument("--model", default=None, help=MODEL_HELP)
+    _model_options(p)
     p.add_argument("--start", default="", help="开头 / start text")
     p.add_argument("--top", type=int, default=9, help="显示几个候选 / candidates shown (default 9)")
     p.add_argument("--temperature", type=float, default=0.8, help="续写时的温度 / temperature when continuing")
@@ -180,7 +199,8 @@ def _export_parser(sub) -> None:
     p = sub.add_parser("export", help="导出只用于生成的小模型 / a small sampling-only copy of a checkpoint",
                        description="去掉优化器状态, 权重存为 float16 (体积约为检查点的六分之一) / drop the training "
                                    "state and keep float16 weights (about a sixth of the checkpoint)")
-    p.add_argument("model", help="检查点或运行目录 / checkpoint or run directory")
+    p.add_argument("model", help="检查点或运行目录 (取验证最好的) / checkpoint or run directory (its best)")
+    p.add_argument("--last", action="store_true", help="运行目录取最新的检查点 / from a run directory, the latest checkpoint")
     p.add_argument("-o", "--output", required=True, help="输出文件 / the file to write")
     p.add_argument("--float32", action="store_true", help="保留 float32 权重 / keep float32 weights")
     p.set_defaults(func=cmd_export)
@@ -283,7 +303,7 @@ def cmd_sample(args) -> int:
     from .api import load
     from .text import script
 
-    model = load(args.model, device=args.device, int8=args.int8)
+    model = load(args.model, device=args.device, int8=args.int8, last=args.last)
     if args.model is None:  # say which model was chosen: the newest run, or the shipped 唐诗
         log.info("model: %s", model.path)
     options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
@@ -319,7 +339,7 @@ def cmd_score(args) -> int:
     from .generation.score import heatmap_html, score_files
     from .interactive import shown
 
-    model = load(args.model, device=args.device)
+    model = load(args.model, device=args.device, last=args.last)
     score = score_files(model.model, model.tokenizer, args.file, model.info.get("corpus_config"), args.encoding,
                         device=model.device)
     if args.chars:
@@ -344,7 +364,7 @@ def cmd_interactive(args) -> int:
     from .api import load
     from .generation import Stepper
 
-    model = load(args.model)
+    model = load(args.model, last=args.last)
     text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
                            candidates=args.top, temperature=args.temperature)
     print(f"\n{text}")
@@ -371,7 +391,7 @@ def cmd_corpus_build(args) -> int:
 def cmd_export(args) -> int:
     from . import checkpoint
 
-    path = checkpoint.export(args.model, args.output, half=not args.float32)
+    path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return 0
 

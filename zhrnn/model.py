@@ -55,6 +55,9 @@ class ModelConfig:
     dropout: float = 0.1
     output_layer: str = "auto"  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
     cutoffs: list[int] = field(default_factory=list)  # adaptive: where the head and each cluster end
+    # the output layer shares the embedding's matrix (Press & Wolf 2017; Inan et al. 2017), reached
+    # through a projection from the hidden size: fewer weights to learn from a short text
+    tie_embedding: bool = False
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -66,6 +69,8 @@ class ModelConfig:
             raise ConfigError("--dropout must be in [0, 1)")
         if self.output_layer not in OUTPUTS:
             raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUTS)}, not {self.output_layer!r}")
+        if self.tie_embedding and (self.output_layer == "adaptive" or self.cutoffs):
+            raise ConfigError("--tie-embedding needs a full softmax (--output-layer full or auto), not an adaptive one")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -80,8 +85,8 @@ class ModelConfig:
         tokens at the front of the vocabulary, which the default cutoffs shift past so that the
         head still holds the most frequent characters."""
         output = self.output_layer
-        if output == "auto":  # given cutoffs ask for an adaptive output
-            output = "adaptive" if self.cutoffs or self.vocab_size >= ADAPTIVE_FROM else "full"
+        if output == "auto":  # given cutoffs ask for an adaptive output; a tied one is full
+            output = "adaptive" if not self.tie_embedding and (self.cutoffs or self.vocab_size >= ADAPTIVE_FROM) else "full"
         if output == "full":
             if self.cutoffs:
                 raise ConfigError("--cutoffs are for --output-layer adaptive, not a full softmax")
@@ -113,6 +118,11 @@ class CharRNN(nn.Module):
             # div_value 4: each cluster's projection is a quarter as wide as the one before
             self.head = nn.AdaptiveLogSoftmaxWithLoss(config.hidden_size, config.vocab_size, config.cutoffs,
                                                       div_value=4.0)
+        elif config.tie_embedding:
+            # hidden -> embedding size, then scores against every token's embedding
+            self.project = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
+            self.head = nn.Linear(config.embedding_size, config.vocab_size)
+            self.head.weight = self.embedding.weight
         else:
             self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
@@ -132,6 +142,8 @@ class CharRNN(nn.Module):
             # in float32 even under autocast: the module fills a float32 tensor from its (half) matmuls
             with torch.autocast(out.device.type, enabled=False):
                 return self._adaptive(out.float(), targets), hidden
+        if self.config.tie_embedding:
+            out = self.project(out)  # (B, T, E)
         logits = self.head(out)  # (B, T, V)
         if targets is not None:  # the softmax in float32 (under autocast the logits may be half)
             return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none"), hidden
@@ -144,7 +156,7 @@ class CharRNN(nn.Module):
         return self.head.log_prob(out.flatten(0, 1)).view(*out.shape[:2], -1)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())  # a tied matrix once
 
 
 def quantize_int8(model: CharRNN) -> CharRNN:

@@ -1,5 +1,5 @@
-"""The ids of each side of the split (split.py) -> (B, T) training batches on the device, and
-the fixed validation streams."""
+"""The ids of each side of the split (split.py) -> (B, T) training batches on the device (random
+windows, or contiguous streams for stateful training), and the fixed validation streams."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,6 +39,50 @@ class Batches:
 
     def set_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
+
+
+class Streams:
+    """Contiguous streams for stateful training (truncated BPTT): the training ids cut into
+    batch_size stretches, read seq_length tokens further at each step, so the trainer can carry
+    each row's hidden state into the next step (detached). A character is then predicted from far
+    more than one window of context, as at evaluation and sampling, and no step starts cold.
+
+    Where a stream stands is a function of the step alone, so a resumed run reads on exactly;
+    every pass over the text starts the streams afresh (fresh_at tells the trainer when to zero
+    the state). Under torchrun each process reads its own rows of the global batch.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_length: int, device: torch.device,
+                 rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of the {world} processes")
+        self.ids, self.seq_length, self.device = ids, seq_length, device
+        share = batch_size // world
+        stretch = (len(ids) - 1) // batch_size  # tokens of each stream
+        self.steps_per_pass = max(1, stretch // seq_length)
+        self.room = len(ids) - seq_length  # the possible window starts: a tiny text's streams wrap and overlap
+        self.first = (np.arange(batch_size) * stretch)[rank * share : (rank + 1) * share]  # (B/world,)
+        self.offsets = np.arange(seq_length + 1)  # (T+1,)
+        self.step = 0
+
+    def fresh_at(self, step: int) -> bool:
+        """Whether the streams start a new pass at this step (the carried state is then dropped)."""
+        return step % self.steps_per_pass == 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """x, y: (B/world, T) long tensors on the device, each row the continuation of its row in
+        the step before (unless fresh_at)."""
+        starts = (self.first + (self.step % self.steps_per_pass) * self.seq_length) % self.room  # (B/world,)
+        self.step += 1
+        window = torch.from_numpy(self.ids[starts[:, None] + self.offsets].astype(np.int64))  # (B/world, T+1)
+        window = window.to(self.device, non_blocking=True)
+        return window[:, :-1], window[:, 1:]
+
+    def state(self) -> torch.Tensor:
+        return torch.tensor([self.step])
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.step = int(state[0])
 
 
 EVAL_STREAMS = 32  # validation streams: a fixed number, so the figure does not depend on --batch-size

@@ -11,10 +11,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import encoded, rundir
-from .batches import Batches
+from .batches import Batches, Streams
 from .distributed import Dist, setup
 from .finetune import grow_state
-from .plan import LOCAL, Resume, RunPlan, TrainConfig, plan_run
+from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_iters, plan_run
 from .split import split_ids
 from .trainer import Trainer, TrainResult
 from ..generation.decoder import resolve_start
@@ -53,6 +53,10 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     dist.agree("text", text.digest, "every machine needs the same text files (same bytes) and text options")
     split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, text.tokenizer)
     cfg = replace(cfg, split=split.method)  # the split used (paragraphs fall back to the tail): what a resume keeps
+    if cfg.iters is None and cfg.time_budget is None:
+        cfg = replace(cfg, iters=auto_iters(len(split.train), cfg))
+        log.info("no --iter or --time: %d steps, about %.1f passes over the %d training tokens", cfg.iters,
+                 cfg.iters * cfg.batch_size * cfg.seq_length / len(split.train), len(split.train))
     resolve_start(cfg.start, text.tokenizer)  # refuse an unknown start character before training
 
     amp = amp_dtype(cfg.amp, device)
@@ -84,12 +88,18 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     )
     # fp16 needs loss scaling; bf16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    batches = Batches(split.train, cfg.batch_size, cfg.seq_length, device, cfg.seed, rank=dist.rank, world=dist.world)
+    if cfg.stateful:
+        batches = Streams(split.train, cfg.batch_size, cfg.seq_length, device, rank=dist.rank, world=dist.world)
+    else:
+        batches = Batches(split.train, cfg.batch_size, cfg.seq_length, device, cfg.seed, rank=dist.rank, world=dist.world)
 
-    step, best_val = 0, None
+    step, best, elapsed, hidden = 0, None, 0.0, None
     if plan.resume is not None:
         restore(plan.resume, model, optimizer, scaler, batches, device)
-        step, best_val = plan.resume.step, plan.resume.best_val
+        step, best, elapsed = plan.resume.step, plan.resume.best, plan.resume.elapsed
+        if cfg.stateful and plan.resume.hidden is not None and dist.world == 1:
+            held = plan.resume.hidden
+            hidden = tuple(h.to(device) for h in held) if isinstance(held, (tuple, list)) else held.to(device)
         if plan.resume.fingerprint != text.info.fingerprint:
             log.warning("the corpus text changed since the checkpoint (same vocabulary); training goes on with the new text")
     seed_dropout(cfg, dist, step)
@@ -102,7 +112,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     run_dir = dist.from_main(make_run_dir)  # rank 0 writes; the others know where
     return Trainer(corpus_paths=plan.corpus_paths, corpus_cfg=plan.corpus_cfg, cfg=cfg, text=text, split=split,
                    model=model, net=net, optimizer=optimizer, scaler=scaler, batches=batches, device=device, amp=amp,
-                   run_dir=run_dir, dist=dist, step=step, best_val=best_val)
+                   run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden)
 
 
 def restore(resume: Resume, model: CharRNN, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

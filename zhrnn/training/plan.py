@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -31,7 +32,8 @@ class TrainConfig:
     batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
     seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
     learning_rate: float = 2e-3  # learning_rate: peak, after warmup; cosine decay to a tenth
-    iters: int = 1000  # iter: optimizer steps in total
+    iters: int | None = None  # iter: optimizer steps in total; None: by --time, else scaled to the text (auto_iters)
+    time_budget: float | None = None  # --time, in seconds ('30m' is read too): the schedule and the end follow the clock
     save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
     start: str = ""  # idx_of_begin: start text of the samples printed while training
     sample_len: int = 100  # len_of_sample
@@ -45,7 +47,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     val_fraction: float = 0.05
+    patience: int | None = None  # stop after this many evaluations in a row without a new best
     split: str = "paragraphs"  # paragraphs: whole paragraphs held out, spread through the text | tail (split.py)
+    # contiguous streams, the hidden state carried from one step to the next (truncated BPTT), as
+    # opposed to random windows that each start from a zero state (batches.py)
+    stateful: bool = False
     eval_tokens: int = 100_000  # validation tokens read per evaluation, at most
     # where and how
     seed: int = 1337
@@ -60,14 +66,20 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """A checkpoint's train_config. Runs from before the paragraph split validated on the tail
-        of their text, and go on doing so."""
-        return cls(**{"split": "tail", **d})
+        of their text, and go on doing so; runs from before --time had a number of steps."""
+        return cls(**{"split": "tail", "iters": 1000, **d})
 
     def __post_init__(self):
-        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
+        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens", "patience")
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.time_budget is not None:
+            self.time_budget = parse_duration(self.time_budget)  # '30m' from the CLI or zhrnn.train
+            if self.iters is not None:
+                raise ConfigError("give --iter (steps) or --time (a budget), not both")
+            if not self.time_budget > 0:
+                raise ConfigError(f"--time must be above 0 seconds, not {self.time_budget:g}")
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
         if not 0 <= self.val_fraction < 0.5:
@@ -85,24 +97,55 @@ class TrainConfig:
 
 
 # Options that can change when a run is resumed; everything else is fixed by the checkpoint.
-RESUMABLE = {"iters", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
-             "cache_dir", "learning_rate", "warmup", "grad_clip"}
-SCHEDULE = ("iters", "learning_rate", "warmup")  # a resume that changes one goes on from the rate it had reached
+RESUMABLE = {"iters", "time_budget", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
+             "cache_dir", "learning_rate", "warmup", "grad_clip", "patience"}
+SCHEDULE = ("iters", "time_budget", "learning_rate", "warmup")  # a resume that changes one goes on from the rate it had reached
+
+# With neither --iter nor --time, a run makes this many passes over its training text, within
+# these bounds: a small file is not learned by heart over a thousand passes, and a large one is
+# not left after a few percent of one.
+AUTO_PASSES, AUTO_MIN_ITERS, AUTO_MAX_ITERS = 4, 200, 50_000
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to a tenth of the peak: a pure function of the step, so
-    a resumed run follows the same schedule without a scheduler state to restore. A run resumed
-    with another --iter or --learning-rate (schedule_from) decays from the rate it had reached
+def auto_iters(train_tokens: int, cfg: TrainConfig) -> int:
+    return min(AUTO_MAX_ITERS, max(AUTO_MIN_ITERS, round(AUTO_PASSES * train_tokens / (cfg.batch_size * cfg.seq_length))))
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'90s', '30m', '2h', '1h30m' or a number of seconds -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text.lower())
+    if not match or not any(match.groups()):
+        raise ConfigError(f"--time {text!r} is not a duration; write e.g. 90s, 30m, 2h or 1h30m")
+    hours, minutes, seconds = (float(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def clock(cfg: TrainConfig, step: int, elapsed: float) -> tuple[float, float]:
+    """Where a run stands on its schedule, and where the schedule ends: in steps, or in seconds
+    of training under --time."""
+    return (elapsed, cfg.time_budget) if cfg.time_budget else (step, cfg.iters)
+
+
+def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
+    """Linear warmup (in steps), then cosine decay to a tenth of the peak over the steps, or over
+    the seconds of a --time budget. By steps it is a pure function of the step, so a resumed run
+    follows the same schedule without a scheduler state to restore. A run resumed with another
+    --iter, --time or --learning-rate (schedule_from) decays from the rate it had reached
     instead, so the rate never jumps."""
-    if cfg.schedule_from and step >= cfg.schedule_from[0]:
+    now, end = clock(cfg, step, elapsed)
+    if cfg.schedule_from and now >= cfg.schedule_from[0]:
         start, rate = cfg.schedule_from
         floor = 0.1 * cfg.learning_rate
-        progress = min(1.0, (step - start) / max(1, cfg.iters - start))
+        progress = min(1.0, (now - start) / max(1e-9, end - start))
         return floor + (rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     if step < cfg.warmup:
         return cfg.learning_rate * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+    if cfg.time_budget:  # the warmup's seconds are a sliver of any budget
+        progress = min(1.0, elapsed / cfg.time_budget)
+    else:
+        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
     return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 # Options that may differ between the processes of one torchrun training (only rank 0 writes).
 LOCAL = {"out_dir", "cache_dir"}
@@ -130,15 +173,19 @@ class Resume:
     scaler: dict | None  # GradScaler state_dict: empty (or absent) unless it trained in fp16
     rng: dict[str, torch.Tensor]  # "torch", "batches" (Batches' own generator), "cuda" after a GPU run
     step: int
-    best_val: float | None  # lowest validation bits per character so far
+    best: dict | None  # the best evaluation so far: step, val_bpc, val_text_bpc, evals_since (Trainer.improved)
     fingerprint: str  # of the prepared text it trained on: a changed text is worth a warning
+    elapsed: float = 0.0  # seconds trained so far, what a --time budget counts
+    hidden: object = None  # a stateful run's carried state ((L, B, H), or a pair for LSTM), or None
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> "Resume":
-        # a best figure measured another way (zero-state windows, before the streams) is not comparable: forgotten
-        best = state.get("best_val_bpc") if state.get("eval_protocol") == EVAL_PROTOCOL else None
+        # a best figure measured another way (zero-state windows, before the streams) is not comparable,
+        # nor one chosen by val_bpc (before best.pt): forgotten
+        best = state.get("best") if state.get("eval_protocol") == EVAL_PROTOCOL else None
         return cls(Tokenizer.from_dict(state["tokenizer"]), state["model"], state["optimizer"], state.get("scaler"),
-                   state["rng"], int(state["step"]), best, state["corpus"]["fingerprint"])
+                   state["rng"], int(state["step"]), best, state["corpus"]["fingerprint"],
+                   float(state.get("elapsed", 0.0)), state.get("hidden"))
 
 
 @dataclass
@@ -239,7 +286,7 @@ def _new(options: dict, dist: Dist) -> tuple[Configs, Path | None, InitFrom | No
 def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
              dist: Dist) -> tuple[Configs, Path | None, Resume]:
     def find() -> tuple[Path, dict]:
-        path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume)
+        path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume, last=True)
         return path, checkpoint.load(path)
 
     path, state = dist.from_main(find)
@@ -251,13 +298,22 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
     merged = {**fixed, "out_dir": None, "cache_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
-    step = int(state["step"])
+    # a budget in steps or in time: the one given replaces the other
+    if options.get("time_budget") is not None:
+        merged["iters"] = None
+    elif options.get("iters") is not None:
+        merged["time_budget"] = None
+    step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
     if step and any(merged[k] != fixed.get(k) for k in SCHEDULE):
         before = split_options(fixed)[2]
-        rate = lr_at(step, before) * merged["learning_rate"] / before.learning_rate
-        merged["schedule_from"] = [step, rate]
-        log.info("--resume: the learning rate goes on from %.3g at step %d, down to %.3g at step %d", rate, step,
-                 0.1 * merged["learning_rate"], merged["iters"])
+        rate = lr_at(step, before, elapsed) * merged["learning_rate"] / before.learning_rate
+        after = split_options({**merged, "schedule_from": None})[2]
+        now, end = clock(after, step, elapsed)
+        merged["schedule_from"] = [now, rate]
+        unit = "s" if after.time_budget else ""
+        log.info("--resume: the learning rate goes on from %.3g at %s, down to %.3g at %s", rate,
+                 f"{now:.0f}{unit}" if unit else f"step {step}", 0.1 * merged["learning_rate"],
+                 f"{end:.0f}{unit}" if unit else f"step {end}")
     configs = split_options(merged)
     cfg = configs[2]
     # Continue in place only from a run's own ckpt.pt; from any other file (a backup, a shipped

@@ -4,6 +4,8 @@ How a run is decided and put together is in plan.py and build.py.
 
 A run lives in one directory (runs/<corpus name> by default):
     ckpt.pt       the latest checkpoint (everything needed to sample or to resume exactly)
+    best.pt       the checkpoint of the best evaluation (bits per text character): what sampling
+                  and loading the directory take (a hard link to what ckpt.pt was, no copy)
     samples.txt   the sample written at each save
     log.jsonl     one record per save: step, losses, learning rate, speed
 """
@@ -46,6 +48,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # training loss (nats/token) of each step run here
     val_bpc: float | None = None
     interrupted: bool = False
+    early_stopped: bool = False  # --patience ran out
 
 
 @torch.no_grad()
@@ -96,9 +99,12 @@ class Trainer:
     def __init__(self, *, corpus_paths: list[str], corpus_cfg: CorpusConfig, cfg: TrainConfig, text: Encoded,
                  split: Split, model: CharRNN, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, batches: Batches, device: torch.device, amp: torch.dtype | None,
-                 run_dir: Path, dist: Dist, step: int = 0, best_val: float | None = None):
-        """net: what trains (model, or its DDP wrapper under torchrun); step, best_val: where a
-        resumed run stands (its model, optimizer and random streams already restored)."""
+                 run_dir: Path, dist: Dist, step: int = 0, best: dict | None = None, elapsed: float = 0.0,
+                 hidden=None):
+        """net: what trains (model, or its DDP wrapper under torchrun); step, best (the figures of
+        the best evaluation: step, val_bpc, val_text_bpc, and evaluations since), elapsed (seconds
+        trained) and hidden (a stateful run's carried state): where a resumed run stands (its
+        model, optimizer and random streams already restored)."""
         self.corpus_paths, self.corpus_cfg, self.cfg, self.dist = corpus_paths, corpus_cfg, cfg, dist
         self.tokenizer, self.corpus, self.cached = text.tokenizer, text.info, text.cached
         self.chars_per_token = text.info.chars / len(text.ids)  # 1 at char level; for speed in chars/s
@@ -108,7 +114,7 @@ class Trainer:
         self.device, self.amp = device, amp
         self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(device)  # (V,)
         self.text_len = torch.from_numpy(self.tokenizer.text_lengths()).to(device)  # (V,)
-        self.step, self.best_val = step, best_val
+        self.step, self.best, self.elapsed, self.hidden = step, best, elapsed, hidden
         self.run_dir = run_dir
         self.ckpt_path = run_dir / checkpoint.FILENAME
 
@@ -130,7 +136,11 @@ class Trainer:
                        "split": {"method": self.split.method, "held_out": self.split.held_out,
                                  "near_twins": self.split.near_twins, "copies": self.split.copies}},
             "step": self.step,
-            "best_val_bpc": self.best_val,
+            "elapsed": self.elapsed,
+            # one process's carried state resumes exactly; several processes' states restart from zero
+            "hidden": self.hidden if self.dist.world == 1 else None,
+            "best": self.best,  # best.pt's figures; chosen by val_text_bpc
+            "best_val_bpc": self.best and self.best["val_bpc"],
             "eval_protocol": EVAL_PROTOCOL,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -146,6 +156,21 @@ class Trainer:
             checkpoint.save(self.state(), self.ckpt_path)
         return self.ckpt_path
 
+    def improved(self, val: float | None, text_val: float | None) -> bool:
+        """Whether this evaluation is the best of the run (by bits per text character, the
+        headline figure), counting the evaluations since the best for --patience."""
+        if text_val is None:
+            return False
+        if self.best is None or text_val < self.best["val_text_bpc"]:
+            self.best = {"step": self.step, "val_bpc": val, "val_text_bpc": text_val, "evals_since": 0}
+            return True
+        self.best["evals_since"] += 1
+        return False
+
+    @property
+    def patience_spent(self) -> bool:
+        return bool(self.cfg.patience and self.best and self.best["evals_since"] >= self.cfg.patience)
+
     # --- steps ---------------------------------------------------------------------------------
 
     def _autocast(self):
@@ -155,10 +180,15 @@ class Trainer:
 
     def train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, self.cfg)
+            group["lr"] = lr_at(self.step, self.cfg, self.elapsed)
+        if self.cfg.stateful and self.batches.fresh_at(self.step):
+            self.hidden = None  # a new pass over the text
         x, y = self.batches.next()  # (B, T) each
         with self._autocast():
-            nats, _ = self.net(x, targets=y)  # (B*T,) nats of each target, the softmax in float32
+            # (B*T,) nats of each target, the softmax in float32
+            nats, hidden = self.net(x, self.hidden if self.cfg.stateful else None, targets=y)
+        if self.cfg.stateful:  # carried into the next step, which does not backpropagate into this one
+            self.hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
         loss = nats.mean()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -198,12 +228,14 @@ class Trainer:
     def checkpoint_and_sample(self, train_loss: float, speed: float) -> dict:
         """Every process evaluates its share; rank 0 alone saves, samples and logs."""
         val, text_val = self.evaluate() or (None, None)
-        if val is not None and (self.best_val is None or val < self.best_val):
-            self.best_val = val
+        best = self.improved(val, text_val)
         self.save()
+        if best and self.dist.main:  # best.pt: the same file, kept when ckpt.pt moves on
+            checkpoint.keep(self.ckpt_path, self.run_dir / checkpoint.BEST)
         record = {"step": self.step, "train_loss": round(train_loss, 5), "val_bpc": None if val is None else round(val, 5),
                   "val_text_bpc": None if text_val is None else round(text_val, 5),
-                  "lr": lr_at(self.step - 1, self.cfg), "chars_per_s": round(speed), "time": time.time()}
+                  "lr": lr_at(self.step - 1, self.cfg, self.elapsed), "chars_per_s": round(speed),
+                  "elapsed": round(self.elapsed, 1), "time": time.time()}
         if not self.dist.main:
             return record
         text = self.sample()
@@ -217,8 +249,9 @@ class Trainer:
 
     def run(self, progress: bool = True, on_save: Callable[[dict], None] | None = None,
             stop: threading.Event | None = None) -> TrainResult:
-        """Train to cfg.iters. Setting `stop` (Ctrl-C does) ends the run after the current step
-        with a checkpoint, as if it had been interrupted there."""
+        """Train to cfg.iters steps, or for cfg.time_budget seconds (evaluations included; the run
+        ends with an evaluation and checkpoint inside the budget). Setting `stop` (Ctrl-C does)
+        ends the run after the current step with a checkpoint, as if it had been interrupted there."""
         with contextlib.ExitStack() as held:
             def claim():  # rank 0 alone writes; the others learn whether it could
                 held.enter_context(rundir.locked(self.run_dir))
@@ -245,9 +278,12 @@ class Trainer:
         cfg = self.cfg
         result = TrainResult(self.run_dir, self.ckpt_path, self.step)
         log.info("%s", self.describe())
-        log.info("run directory %s; step %d of %d", self.run_dir, self.step, cfg.iters)
-        if self.step >= cfg.iters:
-            log.warning("the run is already at step %d of --iter %d; raise --iter to train more", self.step, cfg.iters)
+        budget = (f"{self.elapsed:.0f} s of --time {cfg.time_budget:.0f} s" if cfg.time_budget
+                  else f"step {self.step} of {cfg.iters}")
+        log.info("run directory %s; %s", self.run_dir, budget)
+        if self._finished():
+            what = "--time" if cfg.time_budget else "--iter"
+            log.warning("the run has already reached its %s; raise %s to train more", budget, what)
             return result
         if self.split.val is None:
             log.warning("the text is too short for a validation split; the loss shown is the training loss")
@@ -256,25 +292,37 @@ class Trainer:
         self.model.train()
         tokens_per_step = cfg.batch_size * cfg.seq_length  # the global batch, on all processes together
         # Losses are fetched (one GPU sync) every few steps, not every step. Under torchrun that is
-        # also where the processes agree to stop (Ctrl-C, SIGTERM): each step on CPUs, where a
-        # step is slow and the check cheap.
-        sync_every = 1 if self.dist.active and self.device.type == "cpu" else 10
+        # also where the processes agree to stop (Ctrl-C, SIGTERM, the end of --time): each step
+        # on CPUs, where a step is slow and the check cheap, and under --time.
+        sync_every = 1 if self.dist.active and (self.device.type == "cpu" or cfg.time_budget) else 10
         pending: list[torch.Tensor] = []
         tick, tick_step = time.perf_counter(), self.step
-        speed, last_loss, agreed_stop = 0.0, float("nan"), False
+        begun, begun_elapsed = tick, self.elapsed
+        speed, last_loss, agreed_stop, out_of_time = 0.0, float("nan"), False, False
+        self.save_cost = None  # seconds of the last evaluation + checkpoint + sample
 
         def stopping() -> bool:  # one process stops as soon as it is told to; several where they agreed
             return agreed_stop or (not self.dist.active and stop.is_set())
 
-        with tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
-                  desc="train") as bar, stop_on_signals(stop):  # the bar is closed even when training fails
-            while self.step < cfg.iters and not stopping():
+        if cfg.time_budget:  # the bar counts seconds
+            bar = tqdm(total=round(cfg.time_budget), initial=round(self.elapsed), disable=not progress, unit="s",
+                       dynamic_ncols=True, desc="train", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s "
+                                                                     "[{elapsed}<{remaining}{postfix}]")
+        else:
+            bar = tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
+                       desc="train")
+        with bar, stop_on_signals(stop):  # the bar is closed even when training fails
+            while not (out_of_time or self._finished() or stopping() or self.patience_spent):
                 pending.append(self.dist.guard("training", self.train_step))
-                save_now = self.step % cfg.save_freq == 0 or self.step == cfg.iters
-                if len(pending) >= sync_every or save_now or stopping():
-                    # mean loss over processes, and whether any of them was told to stop
-                    both = torch.cat([torch.stack(pending).float(), torch.tensor([float(stop.is_set())], device=self.device)])
-                    values = self.dist.all_sum(both).tolist()
+                self.elapsed = begun_elapsed + time.perf_counter() - begun
+                late = self._late(tokens_per_step, speed)
+                due = self.step % cfg.save_freq == 0 or self.step == cfg.iters
+                if len(pending) >= sync_every or due or late or stopping():
+                    # mean loss over processes, whether any of them was told to stop, and whether
+                    # any has run out of time
+                    flags = torch.tensor([float(stop.is_set()), float(late)], device=self.device)
+                    values = self.dist.all_sum(torch.cat([torch.stack(pending).float(), flags])).tolist()
+                    out_of_time = values.pop() > 0
                     agreed_stop = values.pop() > 0
                     values = [v / self.dist.world for v in values]
                     pending.clear()
@@ -285,20 +333,49 @@ class Trainer:
                         )
                     result.losses.extend(values)
                     last_loss = values[-1]
-                    if self.step - tick_step >= 10 or save_now:  # over several steps: a steady figure
+                    if self.step - tick_step >= 10 or due or out_of_time:  # over several steps: a steady figure
                         now = time.perf_counter()
                         speed = (self.step - tick_step) * tokens_per_step * self.chars_per_token / max(now - tick, 1e-9)
                         tick, tick_step = now, self.step
-                    bar.set_postfix(loss=f"{last_loss:.3f}", chars_s=f"{speed:,.0f}", refresh=False)
-                bar.update(1)
-                if save_now:
+                    postfix = {"loss": f"{last_loss:.3f}", "chars_s": f"{speed:,.0f}"}
+                    if cfg.time_budget:
+                        postfix["step"] = self.step
+                    bar.set_postfix(postfix, refresh=False)
+                bar.update(round(self.elapsed) - bar.n if cfg.time_budget else 1)
+                if due or out_of_time:  # the end of a --time budget: a last evaluation and checkpoint
+                    if out_of_time:  # what is left of the budget is this save's: the run has used it all
+                        self.elapsed = max(self.elapsed, cfg.time_budget)
+                    saving = time.perf_counter()
                     record = self.checkpoint_and_sample(last_loss, speed)
+                    self.save_cost = time.perf_counter() - saving
                     tick = time.perf_counter()  # the speed is of training: evaluation and saving excluded
                     result.val_bpc = record["val_bpc"]
                     if on_save:
                         on_save(record)
-            if stopping() and self.step < cfg.iters:
+            if stopping() and not (out_of_time or self._finished() or self.patience_spent):
                 self.save()
                 result.interrupted = True
+        if self.patience_spent:
+            result.early_stopped = True
+            log.info("no better validation in %d evaluations (--patience): stopped at step %d; the best, step %d "
+                     "(%.3f bits per text character), is %s", self.cfg.patience, self.step, self.best["step"],
+                     self.best["val_text_bpc"], self.run_dir / checkpoint.BEST)
         result.step = self.step
         return result
+
+    def _finished(self) -> bool:
+        if self.cfg.time_budget:
+            return self.elapsed >= self.cfg.time_budget
+        return self.step >= self.cfg.iters
+
+    def _late(self, tokens_per_step: int, speed: float) -> bool:
+        """Under --time: whether the next step and the final evaluation + checkpoint + sample would
+        run past the budget (what the last save took, or before the first an estimate: reading the
+        validation tokens forward only, about a third of the cost of training on as many)."""
+        if not self.cfg.time_budget:
+            return False
+        step_cost = tokens_per_step * self.chars_per_token / speed if speed else 0.0
+        save_cost = self.save_cost
+        if save_cost is None:
+            save_cost = self.cfg.eval_tokens * self.chars_per_token / speed / 3 if speed else 0.0
+        return self.elapsed + step_cost + save_cost >= self.cfg.time_budget

@@ -1,0 +1,167 @@
+"""The training recipe's options: stateful streams, a tied output, training by the clock, the
+length of a run scaled to its text, and the best checkpoint kept beside the latest."""
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import zhrnn
+from zhrnn import checkpoint
+from zhrnn.errors import ConfigError
+from zhrnn.model import CharRNN, ModelConfig
+from zhrnn.training import fit as train
+from zhrnn.training import trainer as trainer_module
+from zhrnn.training.batches import Streams
+from zhrnn.training.build import prepare_run
+from zhrnn.training.plan import AUTO_MAX_ITERS, AUTO_MIN_ITERS, TrainConfig, auto_iters, lr_at, parse_duration, plan_run
+
+from .conftest import POEMS, TINY
+
+
+def records(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+# --- stateful streams ----------------------------------------------------------------------------
+
+def test_streams_continue_each_row_from_the_step_before_and_start_afresh_each_pass():
+    ids = np.arange(1000, dtype=np.int32)
+    streams = Streams(ids, batch_size=4, seq_length=10, device=torch.device("cpu"))
+    x1, y1 = streams.next()
+    x2, _ = streams.next()
+    assert x1.shape == (4, 10) and torch.equal(y1[:, :-1], x1[:, 1:])
+    assert torch.equal(x2[:, 0], y1[:, -1] + 0) and torch.equal(x2[:, 0], x1[:, -1] + 1)  # each row reads on
+    assert x1[:, 0].tolist() == [0, 249, 498, 747]  # the rows spread over the text
+    assert streams.steps_per_pass == 24 and streams.fresh_at(0) and streams.fresh_at(24) and not streams.fresh_at(5)
+    state = streams.state()
+    again = Streams(ids, 4, 10, torch.device("cpu"))
+    again.set_state(state)
+    assert torch.equal(again.next()[0], streams.next()[0])  # a resumed run reads on exactly
+    # under torchrun, each process its own rows of the global batch
+    halves = [Streams(ids, 4, 10, torch.device("cpu"), rank=r, world=2).next()[0] for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), x1)
+    tiny = Streams(np.arange(30, dtype=np.int32), 4, 10, torch.device("cpu"))  # shorter than 4 rows of 10
+    for _ in range(3):
+        x, y = tiny.next()
+        assert x.shape == (4, 10) and int(y.max()) <= 29
+
+
+def test_stateful_training_memorises_a_tiny_corpus(poems, tmp_path):
+    result = train(poems, progress=False, out_dir=str(tmp_path / "run"), **dict(TINY, stateful=True))
+    assert result.losses[-1] < 0.05, result.losses[-10:]
+    model = zhrnn.load(result.run_dir)
+    for line in POEMS.splitlines():
+        assert model.generate(start=line[0], length=len(line), greedy=True) == line
+
+
+def test_a_resumed_stateful_run_continues_the_same_loss_curve(poems, tmp_path):
+    """The carried state is in the checkpoint: without it the first steps after resuming would
+    start cold and the curve would differ."""
+    options = dict(TINY, iters=40, save_freq=10, dropout=0.2, num_layers=2, stateful=True)
+    straight = train(poems, progress=False, out_dir=str(tmp_path / "a"), **options)
+    stop = threading.Event()
+    first = prepare_run(poems, dict(options, out_dir=str(tmp_path / "b")))
+    first.run(progress=False, stop=stop, on_save=lambda r: r["step"] == 20 and stop.set())
+    assert checkpoint.load(tmp_path / "b", last=True)["hidden"] is not None
+    rest = train(poems, resume=tmp_path / "b", progress=False)
+    assert rest.losses == pytest.approx(straight.losses[20:], abs=1e-6)
+
+
+# --- a tied output ---------------------------------------------------------------------------------
+
+def test_a_tied_output_shares_the_embedding_learns_and_round_trips(poems, tmp_path):
+    model = CharRNN(ModelConfig(vocab_size=50, hidden_size=40, embedding_size=16, tie_embedding=True))
+    assert model.head.weight is model.embedding.weight and model.config.output_layer == "full"
+    untied = CharRNN(ModelConfig(vocab_size=50, hidden_size=40, embedding_size=16))
+    assert model.num_parameters() < untied.num_parameters()
+    with pytest.raises(ConfigError, match="--tie-embedding needs a full softmax"):
+        ModelConfig(vocab_size=5000, tie_embedding=True, output_layer="adaptive")
+
+    result = train(poems, progress=False, out_dir=str(tmp_path / "run"), **dict(TINY, tie_embedding=True))
+    assert result.losses[-1] < 0.1, result.losses[-10:]
+    loaded = zhrnn.load(result.run_dir)
+    assert loaded.model.head.weight is loaded.model.embedding.weight  # still one matrix after loading
+    assert loaded.generate(start="床", length=12, greedy=True) == POEMS.splitlines()[0]
+
+
+# --- by the clock ----------------------------------------------------------------------------------
+
+def test_durations_are_read_as_users_write_them():
+    assert [parse_duration(t) for t in ("90s", "30m", "2h", "1h30m", "45", "1.5h")] == [90, 1800, 7200, 5400, 45, 5400]
+    for bad in ("", "soon", "3d", "m"):
+        with pytest.raises(ConfigError, match="is not a duration"):
+            parse_duration(bad)
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig(iters=100, time_budget="5m")
+    assert TrainConfig(time_budget="2m").time_budget == 120
+
+
+def test_a_run_by_the_clock_ends_within_its_budget_with_a_last_evaluation(tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(POEMS * 100, encoding="utf-8")
+    options = dict(TINY, iters=None, time_budget=4, save_freq=1000, val_fraction=0.2, split="tail")
+    trainer = prepare_run(corpus, dict(options, out_dir=str(tmp_path / "run")))
+    began = time.perf_counter()
+    result = trainer.run(progress=False)
+    took = time.perf_counter() - began
+    assert took < 4 + 2, took  # the final evaluation and checkpoint fit in (2 s of slack for a busy machine)
+    assert not result.interrupted and result.step > 20
+    last = records(result.run_dir)[-1]  # save_freq was never reached: this is the end of the budget
+    assert last["step"] == result.step and last["val_text_bpc"] is not None and last["elapsed"] == 4
+    assert last["lr"] == pytest.approx(0.1 * TINY["learning_rate"], rel=0.05)  # decayed over the time
+    state = checkpoint.load(result.run_dir)
+    assert state["elapsed"] == 4 and state["train_config"]["time_budget"] == 4
+
+    # resumed with more time: the rate goes on from where it was, over the seconds added
+    plan = plan_run(corpus, {"time_budget": "8s"}, resume=result.run_dir)
+    assert plan.cfg.schedule_from == [4, pytest.approx(lr_at(result.step, trainer.cfg, 4))]
+    assert lr_at(result.step, plan.cfg, 4) == pytest.approx(last["lr"])  # no jump back up the cosine
+    assert lr_at(result.step, plan.cfg, 8) == pytest.approx(0.1 * TINY["learning_rate"])
+    # and by steps instead: the budget given replaces the other
+    assert plan_run(corpus, {"iters": result.step + 10}, resume=result.run_dir).cfg.time_budget is None
+
+
+def test_without_iter_or_time_the_length_follows_the_text(poems, tmp_path):
+    assert auto_iters(10, TrainConfig()) == AUTO_MIN_ITERS
+    assert auto_iters(10**10, TrainConfig()) == AUTO_MAX_ITERS
+    assert auto_iters(3_200_000, TrainConfig()) == 4000  # 4 passes of 3,200-token steps
+    trainer = prepare_run(poems, dict(TINY, iters=None, out_dir=str(tmp_path / "run")))
+    assert trainer.cfg.iters == AUTO_MIN_ITERS  # concrete in the checkpoint, so a resume keeps it
+
+
+# --- the best checkpoint ---------------------------------------------------------------------------
+
+def scripted_evaluations(monkeypatch, figures):
+    """Trainer.evaluate returns these bits per text character, one per evaluation."""
+    queue = list(figures)
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate", lambda self: (queue[0] + 0.2, queue.pop(0)))
+
+
+def test_the_best_evaluation_is_kept_and_loaded_unless_the_last_is_asked_for(poems, tmp_path, monkeypatch):
+    scripted_evaluations(monkeypatch, [5.0, 4.0, 4.5, 6.0])
+    result = train(poems, progress=False, out_dir=str(tmp_path / "run"), **dict(TINY, iters=40, save_freq=10))
+    best = checkpoint.load(result.run_dir)
+    assert best["step"] == 20 and best["best"]["val_text_bpc"] == 4.0 and best["best_val_bpc"] == pytest.approx(4.2)
+    assert checkpoint.load(result.run_dir, last=True)["step"] == 40
+    assert zhrnn.load(result.run_dir).info["step"] == 20
+    assert zhrnn.load(result.run_dir, last=True).info["step"] == 40
+    assert checkpoint.resolve(result.run_dir).name == checkpoint.BEST
+    # a resume goes on from the latest, not the best
+    plan = plan_run(poems, {"iters": 50}, resume=result.run_dir)
+    assert plan.resume.step == 40 and plan.resume.best["step"] == 20
+
+
+def test_patience_stops_a_run_that_no_longer_improves(poems, tmp_path, monkeypatch):
+    scripted_evaluations(monkeypatch, [5.0, 4.0, 4.5, 4.2, 3.0, 2.0])
+    result = train(poems, progress=False, out_dir=str(tmp_path / "run"),
+                   **dict(TINY, iters=60, save_freq=10, patience=2))
+    assert result.early_stopped and result.step == 40 and not result.interrupted
+    assert checkpoint.load(result.run_dir)["step"] == 20
+
+
+def test_a_run_without_validation_has_no_best_and_loads_its_latest(trained):
+    assert not (trained.run_dir / checkpoint.BEST).exists()
+    assert checkpoint.resolve(trained.run_dir).name == checkpoint.FILENAME
