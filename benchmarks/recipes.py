@@ -42,16 +42,21 @@ def run(corpus: list[str], budget: str, common: list[str], name: str, options: l
     wall = time.time() - began
     if done.returncode:
         raise SystemExit(f"variant {name} failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+    return summary(run_dir, name, options, budget, shlex.join(command[1:]), wall)
+
+
+def summary(run_dir: Path, name: str, options: list[str], budget: str, command: str, wall: float | None) -> dict:
+    """The figures of a finished run: its last evaluation (the end of the budget), its best."""
     records = [json.loads(line) for line in open(run_dir / "log.jsonl", encoding="utf-8")]
     last = records[-1]
-    state = checkpoint.load(run_dir / "ckpt.pt")
+    state = checkpoint.load(run_dir, last=True)
     params = sum(t.numel() for t in {t.data_ptr(): t for t in state["model"].values()}.values())  # a tied matrix once
     return {"variant": name, "options": " ".join(options), "time": budget, "steps": last["step"],
             "val_bpc": last["val_bpc"], "val_text_bpc": last["val_text_bpc"],
             "best_val_text_bpc": min(r["val_text_bpc"] for r in records if r["val_text_bpc"] is not None),
-            "chars_per_s": last["chars_per_s"], "elapsed": last["elapsed"], "wall_s": round(wall, 1),
+            "chars_per_s": last["chars_per_s"], "elapsed": last["elapsed"], "wall_s": wall and round(wall, 1),
             "params": params,
-            "command": shlex.join(command[1:]), "date": time.strftime("%Y-%m-%d %H:%M")}
+            "command": command, "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def main() -> None:

@@ -1,5 +1,9 @@
 """Char and word (jieba) tokenizers: round trips, <unk>, vocabulary limits, serialisation."""
+from collections import Counter
+
 import pytest
+
+from zhrnn.model import MIN_CLUSTER_WIDTH, CharRNN, ModelConfig
 
 from zhrnn.text.tokenizer import UNK, CharTokenizer, Tokenizer, WordTokenizer, build_tokenizer
 
@@ -39,6 +43,31 @@ def test_word_level_keeps_frequent_words_and_spells_out_rare_ones():
     assert [tok.vocab[i] for i in ids] == ["我们", "喜欢", "上", "海"]
     # bits per character need the characters each token stands for
     assert tok.char_lengths()[tok.index["我们"]] == 2
+
+
+def test_the_word_vocabulary_is_in_the_order_tokens_are_emitted_after_encoding():
+    """Characters used to come first and words after, so the most frequent word sat in the
+    adaptive output's narrow tail; the order is now how often each token is predicted."""
+    text = "^万里长风，万里江山。\n^明月照万里，清风来。\n^万里无云，明月高悬。\n" * 5
+    tok = WordTokenizer.build(text, word_min_count=2)
+    counts = Counter(tok.encode(text).tolist())
+    reserved = 2  # <unk>, ^
+    emitted = [counts.get(i, 0) for i in range(reserved, len(tok))]
+    assert emitted == sorted(emitted, reverse=True)
+    # the most emitted word is ahead of every character but the layout and punctuation (it was after all of them)
+    assert tok.index["万里"] < min(tok.index[c] for c in "万里长风江山明月清来")
+    # a character inside kept words only is still there, to spell new words, but at the end
+    assert tok.encode("万").tolist() == [tok.index["万"]] and counts.get(tok.index["万"], 0) == 0
+
+
+def test_adaptive_clusters_stay_wide_enough_to_tell_their_tokens_apart():
+    for vocab, hidden in [(60_000, 256), (8_700, 256), (8_700, 512), (5_000, 48)]:
+        config = ModelConfig(vocab_size=vocab, hidden_size=hidden).resolved()
+        widths = [cluster[0].out_features for cluster in CharRNN(config).head.tail]
+        assert min(widths) >= min(hidden, MIN_CLUSTER_WIDTH), (vocab, hidden, widths)
+        assert widths == sorted(widths, reverse=True)
+    # a checkpoint from before keeps its quarter-width clusters
+    assert ModelConfig.from_dict({"vocab_size": 8700, "output_layer": "adaptive"}).resolved().div_value == 4.0
 
 
 def test_tokenizer_survives_serialisation():

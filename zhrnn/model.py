@@ -9,6 +9,7 @@ step; with the adaptive one a 2x512 GRU trains about twice as fast (BENCHMARKS.m
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -21,6 +22,7 @@ CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 OUTPUTS = ("auto", "full", "adaptive")
 ADAPTIVE_FROM = 2000  # output auto: adaptive from this vocabulary size on (below it a full softmax is cheap)
 CLUSTER_EDGES = (1000, 3000, 10000, 30000)  # default cutoffs: head, then clusters of rarer tokens
+MIN_CLUSTER_WIDTH = 32  # narrower, a cluster of thousands of words cannot tell them apart
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -55,6 +57,9 @@ class ModelConfig:
     dropout: float = 0.1
     output_layer: str = "auto"  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
     cutoffs: list[int] = field(default_factory=list)  # adaptive: where the head and each cluster end
+    # adaptive: each cluster's projection is this much narrower than the one before; None: as much
+    # as keeps the last at MIN_CLUSTER_WIDTH or wider, at most 4
+    div_value: float | None = None
     # the output layer shares the embedding's matrix (Press & Wolf 2017; Inan et al. 2017), reached
     # through a projection from the hidden size: fewer weights to learn from a short text
     tie_embedding: bool = False
@@ -75,9 +80,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         """A checkpoint's model_config. Checkpoints from before the adaptive output had a full
-        one; until the field was named output_layer it was output."""
+        one; until the field was named output_layer it was output; until div_value was chosen by
+        the hidden size it was 4."""
         d = dict(d)
-        return cls(**{"output_layer": d.pop("output", "full"), **d})
+        return cls(**{"output_layer": d.pop("output", "full"), "div_value": 4.0, **d})
 
     def resolved(self, reserved: int = 0) -> "ModelConfig":
         """This config with output and cutoffs made concrete for its vocabulary: what a checkpoint
@@ -90,13 +96,17 @@ class ModelConfig:
         if output == "full":
             if self.cutoffs:
                 raise ConfigError("--cutoffs are for --output-layer adaptive, not a full softmax")
-            return replace(self, output_layer="full", cutoffs=[])
+            return replace(self, output_layer="full", cutoffs=[], div_value=None)
         cutoffs = list(self.cutoffs) or [reserved + c for c in CLUSTER_EDGES if reserved + c < self.vocab_size - 1]
         cutoffs = cutoffs or [min(self.vocab_size - 1, reserved + max(1, (self.vocab_size - reserved) // 4))]  # a small one
         if cutoffs != sorted(set(cutoffs)) or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size:
             raise ConfigError(f"--output-layer adaptive needs increasing cutoffs between 1 and the vocabulary size "
                               f"{self.vocab_size}, not {cutoffs}")
-        return replace(self, output_layer="adaptive", cutoffs=cutoffs)
+        div = self.div_value
+        if div is None:
+            div = min(4.0, max(1.0, self.hidden_size / MIN_CLUSTER_WIDTH) ** (1 / len(cutoffs)))
+            div = math.floor(div * 1000) / 1000  # rounded down, so the last is not a float's hair under the width
+        return replace(self, output_layer="adaptive", cutoffs=cutoffs, div_value=div)
 
 
 class CharRNN(nn.Module):
@@ -115,9 +125,8 @@ class CharRNN(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         if config.output_layer == "adaptive":
-            # div_value 4: each cluster's projection is a quarter as wide as the one before
             self.head = nn.AdaptiveLogSoftmaxWithLoss(config.hidden_size, config.vocab_size, config.cutoffs,
-                                                      div_value=4.0)
+                                                      div_value=config.div_value)
         elif config.tie_embedding:
             # hidden -> embedding size, then scores against every token's embedding
             self.project = nn.Linear(config.hidden_size, config.embedding_size, bias=False)

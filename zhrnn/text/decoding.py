@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import codecs
 import logging
+import lzma
+import zipfile
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
@@ -152,10 +154,15 @@ def decode(data: bytes, encoding: str | None = None, name: str = "input", final:
 # --- files -----------------------------------------------------------------------------------
 
 
+COMPRESSED = {".gz": "gzip", ".xz": "lzma", ".bz2": "bz2", ".zip": "zipfile"}  # read as the text inside
+
+
 def text_files(path: Path) -> list[Path]:
-    """The files a path names: itself, or a directory's .txt files (nested too) in name order."""
+    """The files a path names: itself, or a directory's .txt files (and .txt.gz, .txt.xz,
+    .txt.bz2; nested too) in name order."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        names = ("*.txt", *(f"*.txt{suffix}" for suffix in COMPRESSED if suffix != ".zip"))
+        files = sorted(p for name in names for p in path.rglob(name) if p.is_file())
         if not files:
             raise CorpusError(f"directory {path} has no .txt files")
         return files
@@ -174,8 +181,12 @@ def all_files(paths) -> list[Path]:
 def _read(stream, size: int, path: Path) -> bytes:
     try:
         return stream.read(size)
-    except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror}") from None
+    except EOFError:  # a compressed file cut short
+        raise CorpusError(f"cannot read {path}: the compressed data ends early (a partial download?)") from None
+    except (lzma.LZMAError, zipfile.BadZipFile) as e:
+        raise CorpusError(f"cannot read {path}: corrupt compressed data ({e})") from None
+    except OSError as e:  # gzip and bz2 say bad data with an OSError and no strerror
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _bad_bytes(name: str, enc: str, why: str, position: int) -> str:
@@ -206,12 +217,62 @@ def _decoded(blocks: Iterator[bytes], enc: str, name: str, why: str) -> Iterator
             return
 
 
+class _Members:
+    """The text files of a .zip archive read as one stream of bytes, in name order, a newline
+    between them (as between files given one after another)."""
+
+    def __init__(self, path: Path):
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError):
+            raise CorpusError(f"{path} is not a valid .zip archive") from None
+        names = sorted(i.filename for i in self.archive.infolist() if not i.is_dir())
+        if not names:
+            raise CorpusError(f"{path} holds no files")
+        self.members = iter(names)
+        self.current, self.first = None, True
+
+    def read(self, size: int) -> bytes:
+        while True:
+            if self.current is None:
+                name = next(self.members, None)
+                if name is None:
+                    return b""
+                self.current = self.archive.open(name)
+                if not self.first:
+                    return b"\n"
+                self.first = False
+            data = self.current.read(size)
+            if data:
+                return data
+            self.current.close()
+            self.current = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.archive.close()
+
+
+def _open(path: Path):
+    """A file's bytes, or the bytes inside a .gz, .xz, .bz2 or .zip file."""
+    kind = COMPRESSED.get(path.suffix.lower())
+    if kind == "zipfile":
+        return _Members(path)
+    if kind:
+        import importlib
+
+        return importlib.import_module(kind).open(path, "rb")
+    return open(path, "rb")
+
+
 def file_pieces(path: Path, encoding: str | None, encodings: dict[str, str]) -> Iterator[str]:
-    """One file's text in pieces, decoded as decode() decides from the file's head; the
-    encoding used goes into `encodings`."""
+    """One file's text in pieces (of a compressed file, the text inside), decoded as decode()
+    decides from the file's head; the encoding used goes into `encodings`."""
     name = str(path)
     try:
-        stream = open(path, "rb")
+        stream = _open(path)
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror}") from None
     with stream:

@@ -54,14 +54,18 @@ class Tokenizer:
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
     @staticmethod
+    def _reserved(marker: str | None, labels: dict[str, str] | None) -> list[str]:
+        """The tokens at the front of every vocabulary: <unk>, the marker, the labels (always
+        kept, whatever min_count says)."""
+        return [UNK] + ([marker] if marker else []) + sorted((labels or {}).values())
+
+    @staticmethod
     def _ordered(counts: Counter, min_count: int, max_size: int | None, marker: str | None,
                  labels: dict[str, str] | None = None) -> list[str]:
         if min_count < 1:
             raise ConfigError("--min-count must be at least 1")
-        label_tokens = sorted((labels or {}).values())  # always kept, whatever min_count says
-        skip = set(label_tokens) | {marker}
-        keep = [tok for tok, n in Tokenizer._by_frequency(counts) if n >= min_count and tok not in skip]
-        reserved = [UNK] + ([marker] if marker else []) + label_tokens
+        reserved = Tokenizer._reserved(marker, labels)
+        keep = [tok for tok, n in Tokenizer._by_frequency(counts) if n >= min_count and tok not in reserved]
         if max_size is not None:
             if max_size <= len(reserved):
                 raise ConfigError(f"--max-vocab must be more than {len(reserved)}")
@@ -174,11 +178,25 @@ class WordTokenizer(Tokenizer):
         for word, n in counts.items():
             for ch in word:
                 chars[ch] += n
-        # Characters first (so none is crowded out by words when max_size cuts), then words.
+        # Which tokens: every character (so none is crowded out by words when max_size cuts),
+        # then the most frequent words.
         char_vocab = cls._ordered(chars, min_count, max_size, marker, labels)
         room = None if max_size is None else max(0, max_size - len(char_vocab))
-        frequent = [w for w, n in cls._by_frequency(words) if n >= word_min_count]
-        return cls(char_vocab + frequent[:room], marker, script, labels)
+        frequent = [w for w, n in cls._by_frequency(words) if n >= word_min_count][:room]
+        # In what order: by how often each is emitted once the text is encoded (a kept word as
+        # itself, any other spelled out), so that the adaptive output's head holds what is
+        # predicted most (万里 among the frequent characters, not in a narrow tail cluster).
+        kept = set(frequent)
+        emitted = Counter()
+        for word, n in counts.items():
+            if word in kept:
+                emitted[word] += n
+            else:
+                for ch in word:
+                    emitted[ch] += n
+        reserved = len(cls._reserved(marker, labels))
+        tokens = char_vocab[reserved:] + frequent
+        return cls(char_vocab[:reserved] + sorted(tokens, key=lambda t: (-emitted[t], t)), marker, script, labels)
 
     def encode(self, text: str) -> np.ndarray:
         ids = []

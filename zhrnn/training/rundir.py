@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..checkpoint import FILENAME
+from ..text.decoding import COMPRESSED
 from ..errors import ConfigError
 
 RUN_INFO = "run.json"  # the corpus files the run trains on, for --resume to find it
@@ -18,10 +19,18 @@ def sources(corpus_paths) -> list[str]:
     return [str(Path(p).resolve()) for p in corpus_paths]
 
 
+def corpus_name(path: str) -> str:
+    """唐诗 for 唐诗.txt and for 唐诗.txt.gz alike."""
+    path = Path(path)
+    if path.suffix.lower() in COMPRESSED:
+        path = path.with_suffix("")
+    return path.stem or "corpus"
+
+
 def new_run_dir(corpus_paths, root: Path = Path("runs")) -> Path:
     """runs/<name of the first corpus>, else <name>-2, -3, ...: the first that does not exist yet.
     Created here and now (mkdir is atomic), so two runs started together never share one."""
-    stem = Path(sources(corpus_paths)[0]).stem or "corpus"
+    stem = corpus_name(sources(corpus_paths)[0])
     n = 1
     while True:
         candidate = root / (stem if n == 1 else f"{stem}-{n}")
