@@ -5,8 +5,9 @@
 For each setting: distinct-1 / distinct-2 (unique characters / character pairs of each text,
 averaged over texts, so settings with fewer texts are not favoured), repeated-4-gram rate (share of
 4-grams that repeat one earlier in the same text), the longest span copied verbatim from the
-training text (mean and max, line breaks included), and 五言绝句 compliance: the share of outputs
-whose first paragraph is exactly a 5x4 quatrain with ，。 in place. Form rows are 24-character
+training text (mean and max, line breaks included), 五言绝句 compliance: the share of outputs
+whose first paragraph is exactly a 5x4 quatrain with ，。 in place, and the share of clauses
+(between punctuation) that are 5 or 7 characters long. Form rows are 24-character
 poems: compare their distinct-n with each other, not with the 100-character rows.
 """
 from __future__ import annotations
@@ -58,6 +59,13 @@ def distinct(text: str, n: int) -> float:
     return len(set(grams)) / max(1, len(grams))
 
 
+def regular_clauses(texts: list[str]) -> float:
+    """Share of the clauses (text between ，。？！ and line breaks, the last cut-off one of each text
+    left out) that are 5 or 7 characters long, as in 五言 and 七言 verse."""
+    clauses = [c for t in texts for c in re.split(r"[，。？！\n]", t)[:-1] if c]
+    return sum(len(c) in (5, 7) for c in clauses) / max(1, len(clauses))
+
+
 def measure(texts: list[str], corpus: str, form: bool = False) -> dict:
     flat = [t.replace("\n", "") for t in texts]
     rep4 = [1 - distinct(t, 4) for t in flat]
@@ -71,6 +79,7 @@ def measure(texts: list[str], corpus: str, form: bool = False) -> dict:
         "copied mean": statistics.mean(copied),
         "copied max": max(copied),
         "五言绝句": sum(bool(QUATRAIN.match(f)) for f in first) / len(first),
+        "clauses of 5 or 7": regular_clauses(texts),
     }
 
 
@@ -80,22 +89,29 @@ def main() -> None:
     ap.add_argument("--corpus", required=True, help="the training text, for the copied-span measure")
     ap.add_argument("--num", type=int, default=96)
     ap.add_argument("--len", type=int, default=100)
+    ap.add_argument("--only", action="append", help="only this setting (repeatable), e.g. 'defaults (t=0.8, no-repeat-4)'")
     args = ap.parse_args()
     model = zhrnn.load(args.model)
     marked = load_corpus(args.corpus, CorpusConfig(**model.info["corpus_config"]))
     corpus = render(marked.text, marked.marker)  # as people read it, line breaks and all
-    val = model.info.get("best_val_bpc")
-    print(f"model {args.model} (step {model.info['step']}, val {'-' if val is None else f'{val:.3f}'} bpc); "
+    best = model.info.get("best") or {}
+    val = best.get("val_text_bpc")
+    print(f"model {args.model} (step {model.info['step']}, val {'-' if val is None else f'{val:.3f}'} bits per text "
+          f"character); "
           f"{args.num} texts of {args.len} characters per setting, starts cycled from {STARTS}")
-    header = ["setting", "distinct-1", "distinct-2", "repeated-4-gram", "copied mean", "copied max", "五言绝句", "s"]
+    header = ["setting", "distinct-1", "distinct-2", "repeated-4-gram", "copied mean", "copied max", "五言绝句",
+              "clauses of 5 or 7", "s"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
 
     def row(name: str, texts: list[str], seconds: float, form: bool = False) -> None:
         m = measure(texts, corpus, form)
         print(f"| {name} | {m['distinct-1']:.3f} | {m['distinct-2']:.3f} | {m['repeated-4-gram']:.3f} | "
-              f"{m['copied mean']:.1f} | {m['copied max']} | {m['五言绝句']:.0%} | {seconds:.1f} |", flush=True)
+              f"{m['copied mean']:.1f} | {m['copied max']} | {m['五言绝句']:.0%} | {m['clauses of 5 or 7']:.0%} | "
+              f"{seconds:.1f} |", flush=True)
 
     for name, options in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
         begin, texts = time.perf_counter(), []
         per_start = max(1, args.num // len(STARTS))
         for k, start in enumerate(STARTS):
@@ -106,6 +122,8 @@ def main() -> None:
         row(name, texts, time.perf_counter() - begin)
     for name, options in {"plain t=1.0, --form 五言绝句": dict(temperature=1.0, repetition_penalty=1.0, no_repeat_ngram=0),
                           "defaults (t=0.8, no-repeat-4), --form 五言绝句": dict()}.items():
+        if args.only and name not in args.only:
+            continue
         begin, texts = time.perf_counter(), []
         for k, start in enumerate(STARTS):
             texts += model.generate_many(max(1, args.num // len(STARTS)), start, seed=k, form="五言绝句", **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from . import __version__
 from .training.distributed import env
@@ -43,7 +44,7 @@ def _train_parser(sub) -> None:
     t = p.add_argument_group("训练 / training")
     t.add_argument("--batch-size", type=int, default=S, help="批大小, 多进程时为全局批 / sequences per batch, over all processes together (default 32)")
     t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
-    t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="学习率 / peak learning rate (default 2e-3)")
+    t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="学习率 / peak learning rate (default 8e-3)")
     t.add_argument("--iter", dest="iters", type=int, default=S,
                    help="训练步数; 不给 --iter 和 --time 时按文本大小定 (约 4 遍) / training steps (default: about 4 passes "
                         "over the text, 200 to 50,000 steps)")
@@ -277,7 +278,7 @@ def cmd_train(args) -> int:
 
     def on_save(record: dict) -> None:
         val = "" if record["val_bpc"] is None else \
-            f"val {record['val_bpc']:.3f} bpc ({record['val_text_bpc']:.3f} on text characters), "
+            f"val {record['val_text_bpc']:.3f} bits per text character ({record['val_bpc']:.3f} with markers and line breaks), "
         tqdm.write(f"--- step {record['step']}: {val}train loss {record['train_loss']:.3f} ---", file=sys.stderr)
         tqdm.write(record["sample"], file=sys.stdout)
         sys.stdout.flush()
@@ -304,8 +305,8 @@ def cmd_sample(args) -> int:
     from .text import script
 
     model = load(args.model, device=args.device, int8=args.int8, last=args.last)
-    if args.model is None:  # say which model was chosen: the newest run, or the shipped 唐诗
-        log.info("model: %s", model.path)
+    if args.model is None or model.path != Path(args.model):  # say which was chosen: newest run, best.pt, shipped
+        log.info("model: %s (step %s)", model.path, model.info.get("step"))
     options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
 
     pending = ""  # with --convert, a clause at a time: OpenCC converts by phrase, and phrases end at punctuation
