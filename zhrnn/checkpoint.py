@@ -6,6 +6,7 @@ torch.load(weights_only=True): a crafted file cannot run code. Writes are atomic
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -38,41 +39,43 @@ def _to_cpu(obj):
     return obj
 
 
-def save(state: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = _to_cpu({"format": FORMAT, "version": VERSION, **state})
+@contextlib.contextmanager
+def _replacing(path: Path):
+    """(fd, name) of a temporary file beside path, which replaces path atomically when the block
+    succeeds and is removed when it fails: a crash mid-write leaves the previous file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a checkpoint gets the usual permissions
+        yield fd, tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save(state: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = _to_cpu({"format": FORMAT, "version": VERSION, **state})
+    with _replacing(path) as (fd, tmp):
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a checkpoint gets the usual permissions
     return path
 
 
 def keep(path: Path, as_path: Path) -> Path:
     """as_path becomes the checkpoint at path as it is now, atomically: a hard link (no copy: the
     next save() of path writes a new file and leaves this one), or a copy where links fail."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{as_path.name}.", suffix=".tmp", dir=as_path.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)
+    with _replacing(as_path) as (fd, tmp):
+        os.close(fd)
+        os.unlink(tmp)  # the name is what is wanted: the link takes it
         try:
             os.link(path, tmp)
         except OSError:
             shutil.copyfile(path, tmp)
-        os.replace(tmp, as_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return as_path
 
 

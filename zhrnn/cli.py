@@ -305,8 +305,6 @@ def cmd_sample(args) -> int:
     from .text import script
 
     model = load(args.model, device=args.device, int8=args.int8, last=args.last)
-    if args.model is None or model.path != Path(args.model):  # say which was chosen: newest run, best.pt, shipped
-        log.info("model: %s (step %s)", model.path, model.info.get("step"))
     options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
 
     pending = ""  # with --convert, a clause at a time: OpenCC converts by phrase, and phrases end at punctuation
@@ -325,17 +323,17 @@ def cmd_sample(args) -> int:
                                 on_text=stream if streaming else None, **options)
     if streaming:
         print(script.convert(pending, args.convert))
-        return 0
-    for i, text in enumerate(texts):
-        if i:
-            print()
-        print(script.convert(text, args.convert).rstrip("\n"))
+    else:
+        for i, text in enumerate(texts):
+            if i:
+                print()
+            print(script.convert(text, args.convert).rstrip("\n"))
+    if args.model is None or model.path != Path(args.model):  # which was chosen: newest run, best.pt, shipped
+        log.info("model: %s (step %s)", model.path, model.info.get("step"))  # last, so an error stays one line
     return 0
 
 
 def cmd_score(args) -> int:
-    from pathlib import Path
-
     from .api import load
     from .generation.score import heatmap_html, score_files
     from .interactive import shown

@@ -111,6 +111,7 @@ AUTO_PASSES, AUTO_MIN_ITERS, AUTO_MAX_ITERS = 4, 200, 50_000
 
 
 def auto_iters(train_tokens: int, cfg: TrainConfig) -> int:
+    """The steps of a run given neither --iter nor --time (AUTO_PASSES over the training text)."""
     return min(AUTO_MAX_ITERS, max(AUTO_MIN_ITERS, round(AUTO_PASSES * train_tokens / (cfg.batch_size * cfg.seq_length))))
 
 
@@ -150,6 +151,8 @@ def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
     else:
         progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
     return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 # Options that may differ between the processes of one torchrun training (only rank 0 writes).
 LOCAL = {"out_dir", "cache_dir"}
 
