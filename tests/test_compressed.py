@@ -38,6 +38,8 @@ def test_the_files_of_a_zip_are_read_in_name_order_like_a_directory(tmp_path):
     with zipfile.ZipFile(tmp_path / "诗.zip", "w") as archive:
         archive.writestr("b.txt", lines[1])
         archive.writestr("a.txt", lines[0])
+        archive.writestr("__MACOSX/._a.txt", b"\x00\x05\x16\x07")  # what a Mac adds: not text
+        archive.writestr("notes.json", b"{}")
     text = load_corpus(tmp_path / "诗.zip", CorpusConfig(paragraphs="off")).text
     assert text == lines[0] + "\n" + lines[1]
 

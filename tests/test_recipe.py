@@ -65,7 +65,7 @@ def test_a_resumed_stateful_run_continues_the_same_loss_curve(poems, tmp_path):
     stop = threading.Event()
     first = prepare_run(poems, dict(options, out_dir=str(tmp_path / "b")))
     first.run(progress=False, stop=stop, on_save=lambda r: r["step"] == 20 and stop.set())
-    assert checkpoint.load(tmp_path / "b", last=True)["hidden"] is not None
+    assert checkpoint.load(tmp_path / "b", last=True)["hidden"].dtype == torch.float32
     rest = train(poems, resume=tmp_path / "b", progress=False)
     assert rest.losses == pytest.approx(straight.losses[20:], abs=1e-6)
 
@@ -84,6 +84,8 @@ def test_a_tied_output_shares_the_embedding_learns_and_round_trips(poems, tmp_pa
     assert result.losses[-1] < 0.1, result.losses[-10:]
     loaded = zhrnn.load(result.run_dir)
     assert loaded.model.head.weight is loaded.model.embedding.weight  # still one matrix after loading
+    exported = checkpoint.load(checkpoint.export(result.run_dir, tmp_path / "small.pt"))["model"]
+    assert exported["head.weight"].data_ptr() == exported["embedding.weight"].data_ptr()  # stored once
     assert loaded.generate(start="床", length=12, greedy=True) == POEMS.splitlines()[0]
 
 
@@ -122,6 +124,10 @@ def test_a_run_by_the_clock_ends_within_its_budget_with_a_last_evaluation(tmp_pa
     assert lr_at(result.step, plan.cfg, 8) == pytest.approx(0.1 * TINY["learning_rate"])
     # and by steps instead: the budget given replaces the other
     assert plan_run(corpus, {"iters": result.step + 10}, resume=result.run_dir).cfg.time_budget is None
+    # the same budget as the user writes it: nothing of the schedule changed
+    assert plan_run(corpus, {"time_budget": "4s"}, resume=result.run_dir).cfg.schedule_from is None
+    with pytest.raises(ConfigError, match="not both"):
+        plan_run(corpus, {"time_budget": "8s", "iters": 5}, resume=result.run_dir)
 
 
 def test_without_iter_or_time_the_length_follows_the_text(poems, tmp_path):

@@ -87,4 +87,4 @@ def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
     `if __name__ == "__main__":`.
     """
     result = fit(corpus, resume=resume, progress=progress, **options)
-    return TextModel.from_checkpoint(result.checkpoint)
+    return TextModel.from_checkpoint(result.run_dir)  # its best.pt, as load() of the directory gives

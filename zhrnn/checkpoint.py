@@ -142,8 +142,10 @@ def export(source: str | Path, path: str | Path, half: bool = True, last: bool =
     loader widens them back to float32). What pretrained/ ships."""
     state = load(source, last)
     kept = {k: state[k] for k in SAMPLING if k in state}
-    if half:
-        kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    if half:  # one half copy per tensor: a tied embedding and output stay one matrix in the file
+        halves: dict[tuple, torch.Tensor] = {}  # by storage: a loaded file gives shared tensors as two objects
+        kept["model"] = {k: halves.setdefault((v.data_ptr(), v.shape), v.half()) if v.is_floating_point() else v
+                         for k, v in state["model"].items()}
     return save(kept, path)
 
 

@@ -47,6 +47,14 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def map_hidden(hidden, fn):
+    """fn applied to a recurrent state: one (L, B, H) tensor (GRU, RNN), or LSTM's pair of them;
+    None (a zero state) stays None."""
+    if hidden is None:
+        return None
+    return tuple(fn(h) for h in hidden) if isinstance(hidden, (tuple, list)) else fn(hidden)
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 0  # set from the tokenizer

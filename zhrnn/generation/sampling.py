@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
-from ..model import CharRNN
+from ..model import CharRNN, map_hidden
 from ..text.tokenizer import Tokenizer
 from .config import SampleConfig
 from .decoder import Decoder
@@ -33,9 +33,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def _select(hidden, index: torch.Tensor):
     """Reorder the streams (dim 1) of a GRU/RNN state or an LSTM (h, c) pair."""
-    if isinstance(hidden, tuple):
-        return tuple(h.index_select(1, index) for h in hidden)
-    return hidden.index_select(1, index)
+    return map_hidden(hidden, lambda h: h.index_select(1, index))
 
 
 @torch.inference_mode()

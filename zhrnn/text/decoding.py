@@ -10,6 +10,7 @@ import codecs
 import logging
 import lzma
 import zipfile
+import zlib
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
@@ -183,8 +184,10 @@ def _read(stream, size: int, path: Path) -> bytes:
         return stream.read(size)
     except EOFError:  # a compressed file cut short
         raise CorpusError(f"cannot read {path}: the compressed data ends early (a partial download?)") from None
-    except (lzma.LZMAError, zipfile.BadZipFile) as e:
+    except (lzma.LZMAError, zipfile.BadZipFile, zlib.error) as e:
         raise CorpusError(f"cannot read {path}: corrupt compressed data ({e})") from None
+    except (RuntimeError, NotImplementedError) as e:  # a zip member encrypted, or packed by an unknown method
+        raise CorpusError(f"cannot read {path}: {e}") from None
     except OSError as e:  # gzip and bz2 say bad data with an OSError and no strerror
         raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
 
@@ -218,7 +221,7 @@ def _decoded(blocks: Iterator[bytes], enc: str, name: str, why: str) -> Iterator
 
 
 class _Members:
-    """The text files of a .zip archive read as one stream of bytes, in name order, a newline
+    """The .txt files of a .zip archive read as one stream of bytes, in name order, a newline
     between them (as between files given one after another)."""
 
     def __init__(self, path: Path):
@@ -226,9 +229,12 @@ class _Members:
             self.archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError):
             raise CorpusError(f"{path} is not a valid .zip archive") from None
-        names = sorted(i.filename for i in self.archive.infolist() if not i.is_dir())
+        # the .txt files, as of a directory; not the resource forks a Mac adds (__MACOSX/, ._name)
+        names = sorted(i.filename for i in self.archive.infolist()
+                       if i.filename.lower().endswith(".txt") and not i.filename.startswith("__MACOSX/")
+                       and not i.filename.rsplit("/", 1)[-1].startswith("."))
         if not names:
-            raise CorpusError(f"{path} holds no files")
+            raise CorpusError(f"{path} holds no .txt files")
         self.members = iter(names)
         self.current, self.first = None, True
 

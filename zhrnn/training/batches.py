@@ -71,8 +71,11 @@ class Streams:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """x, y: (B/world, T) long tensors on the device, each row the continuation of its row in
-        the step before (unless fresh_at)."""
-        starts = (self.first + (self.step % self.steps_per_pass) * self.seq_length) % self.room  # (B/world,)
+        the step before (unless fresh_at). Each pass starts a little further on (by a prime number
+        of tokens), so that on a text of only a few windows a stream each the same windows are
+        not read over and over."""
+        passes, step = divmod(self.step, self.steps_per_pass)
+        starts = (self.first + passes * 7919 + step * self.seq_length) % self.room  # (B/world,)
         self.step += 1
         window = torch.from_numpy(self.ids[starts[:, None] + self.offsets].astype(np.int64))  # (B/world, T+1)
         window = window.to(self.device, non_blocking=True)
@@ -86,7 +89,7 @@ class Streams:
 
 
 EVAL_STREAMS = 32  # validation streams: a fixed number, so the figure does not depend on --batch-size
-EVAL_PROTOCOL = f"{EVAL_STREAMS} streams, state carried"  # what a checkpoint's best_val_bpc was measured by
+EVAL_PROTOCOL = f"{EVAL_STREAMS} streams, state carried"  # what a checkpoint's best figures were measured by
 
 
 def stream_starts(n_ids: int, seq_length: int, max_tokens: int) -> tuple[np.ndarray, int]:

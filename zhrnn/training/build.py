@@ -18,7 +18,7 @@ from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_iters, plan_run
 from .split import split_ids
 from .trainer import Trainer, TrainResult
 from ..generation.decoder import resolve_start
-from ..model import CharRNN
+from ..model import CharRNN, map_hidden
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,8 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     if plan.resume is not None:
         restore(plan.resume, model, optimizer, scaler, batches, device)
         step, best, elapsed = plan.resume.step, plan.resume.best, plan.resume.elapsed
-        if cfg.stateful and plan.resume.hidden is not None and dist.world == 1:
-            held = plan.resume.hidden
-            hidden = tuple(h.to(device) for h in held) if isinstance(held, (tuple, list)) else held.to(device)
+        if cfg.stateful and dist.world == 1:  # float32, whatever --device or --amp it was saved under
+            hidden = map_hidden(plan.resume.hidden, lambda h: h.to(device, torch.float32))
         if plan.resume.fingerprint != text.info.fingerprint:
             log.warning("the corpus text changed since the checkpoint (same vocabulary); training goes on with the new text")
     seed_dropout(cfg, dist, step)
@@ -116,7 +115,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
 
 
 def restore(resume: Resume, model: CharRNN, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-            batches: Batches, device: torch.device) -> None:
+            batches: Batches | Streams, device: torch.device) -> None:
     """Weights, optimizer, loss scale and every random stream as the checkpoint left them, so
     the run goes on as if it had never stopped."""
     model.load_state_dict(resume.model)

@@ -45,7 +45,7 @@ from ..text.tokenizer import Tokenizer, cut_indexed, tokenizer_class
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump when the prepared text or the id layout changes meaning
+VERSION = 2  # bump when the prepared text or the id layout changes meaning (2: word vocabularies in emitted order)
 
 # The one step that reads the text, and that a cache hit spares (the tests count its calls).
 load_corpus = open_text

@@ -31,9 +31,11 @@ class TrainConfig:
     # the classic char-rnn knobs (names of the Theano GRU script in comments)
     batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
     seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
-    # learning_rate: peak, after warmup; cosine decay to a tenth. 8e-3 won on 2 cores (BENCHMARKS.md:
-    # 0.36 bits per character better than 2e-3 after 5 minutes on 全唐诗, 1.6e-2 diverged)
-    learning_rate: float = 8e-3
+    # learning_rate: peak, after warmup; cosine decay to a tenth. The best peak depends on the length
+    # of the run (BENCHMARKS.md, 全唐诗 on 2 cores): 8e-3 is 0.36 bits per character better than
+    # 2e-3 in a 5-minute run (about 1,300 steps) and far worse in a 30-minute one (6,800 steps).
+    # The default suits runs of thousands of steps; short runs want --learning-rate 8e-3.
+    learning_rate: float = 2e-3
     iters: int | None = None  # iter: optimizer steps in total; None: by --time, else scaled to the text (auto_iters)
     time_budget: float | None = None  # --time, in seconds ('30m' is read too): the schedule and the end follow the clock
     save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
@@ -49,7 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     val_fraction: float = 0.05
-    patience: int | None = None  # stop after this many evaluations in a row without a new best
+    patience: int | None = None  # stop after this many evaluations in a row without a new best (0, None: never)
     split: str = "paragraphs"  # paragraphs: whole paragraphs held out, spread through the text | tail (split.py)
     # contiguous streams, the hidden state carried from one step to the next (truncated BPTT), as
     # opposed to random windows that each start from a zero state (batches.py)
@@ -62,7 +64,8 @@ class TrainConfig:
     out_dir: str | None = None  # default runs/<corpus name>
     init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
     cache_dir: str | None = None  # encoded-text cache (default $ZHRNN_CACHE or ~/.cache/zhrnn)
-    # set by --resume when --iter or --learning-rate changes: [step, rate] the schedule goes on from
+    # set by --resume when --iter, --time, --learning-rate or --warmup changes: [where, rate] the
+    # schedule goes on from, where being a step, or seconds trained under --time (plan.clock)
     schedule_from: list | None = None
 
     @classmethod
@@ -73,10 +76,12 @@ class TrainConfig:
         return cls(**{"split": "tail", "iters": 1000, "stateful": False, **d})
 
     def __post_init__(self):
-        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens", "patience")
+        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.patience is not None and self.patience < 0:
+            raise ConfigError(f"--patience must be 0 (off) or more, not {self.patience}")
         if self.time_budget is not None:
             self.time_budget = parse_duration(self.time_budget)  # '30m' from the CLI or zhrnn.train
             if self.iters is not None:
@@ -177,7 +182,7 @@ class Resume:
     model: dict[str, torch.Tensor]  # state_dict
     optimizer: dict  # AdamW state_dict
     scaler: dict | None  # GradScaler state_dict: empty (or absent) unless it trained in fp16
-    rng: dict[str, torch.Tensor]  # "torch", "batches" (Batches' own generator), "cuda" after a GPU run
+    rng: dict[str, torch.Tensor]  # "torch", "batches" (Batches' generator, or Streams' step), "cuda" after a GPU run
     step: int
     best: dict | None  # the best evaluation so far: step, val_bpc, val_text_bpc, evals_since (Trainer.improved)
     fingerprint: str  # of the prepared text it trained on: a changed text is worth a warning
@@ -244,7 +249,7 @@ class RunPlan:
 
 
 def refuse_other_checkpoint(run_dir: Path, advice: str) -> None:
-    if (run_dir / checkpoint.FILENAME).exists():
+    if (run_dir / checkpoint.FILENAME).exists() or (run_dir / checkpoint.BEST).exists():
         raise ConfigError(f"{run_dir} already has a checkpoint; {advice}")
 
 
@@ -258,6 +263,8 @@ def plan_run(corpus_paths, options: dict, resume: str | Path | bool | None = Non
     if not corpus_paths:
         raise ConfigError("no training text given")
     corpus_paths = [str(p) for p in corpus_paths]
+    if options.get("time_budget") is not None:  # '30m' as seconds, so a resume compares like with like
+        options = {**options, "time_budget": parse_duration(options["time_budget"])}
     if resume:
         (corpus_cfg, model_cfg, cfg), run_dir, resumed = _resumed(corpus_paths, options, resume, dist)
         init = None
@@ -305,6 +312,8 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
     merged = {**fixed, "out_dir": None, "cache_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
     # a budget in steps or in time: the one given replaces the other
+    if options.get("time_budget") is not None and options.get("iters") is not None:
+        raise ConfigError("give --iter (steps) or --time (a budget), not both")
     if options.get("time_budget") is not None:
         merged["iters"] = None
     elif options.get("iters") is not None:

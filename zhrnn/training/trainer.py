@@ -30,11 +30,11 @@ from . import rundir
 from .batches import EVAL_PROTOCOL, Batches, eval_streams
 from .distributed import Dist
 from .encoded import Encoded
-from .plan import TrainConfig, lr_at
+from .plan import TrainConfig, clock, lr_at
 from .split import Split
 from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
-from ..model import CharRNN
+from ..model import CharRNN, map_hidden
 from ..text.pipeline import CorpusConfig
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             # one process's carried state resumes exactly; several processes' states restart from zero
-            "hidden": self.hidden if self.dist.world == 1 else None,
+            "hidden": None if self.dist.world > 1 else map_hidden(self.hidden, lambda h: h.float()),
             "best": self.best,  # best.pt's figures; chosen by val_text_bpc
             "best_val_bpc": self.best and self.best["val_bpc"],
             "eval_protocol": EVAL_PROTOCOL,
@@ -188,7 +188,7 @@ class Trainer:
             # (B*T,) nats of each target, the softmax in float32
             nats, hidden = self.net(x, self.hidden if self.cfg.stateful else None, targets=y)
         if self.cfg.stateful:  # carried into the next step, which does not backpropagate into this one
-            self.hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+            self.hidden = map_hidden(hidden, torch.Tensor.detach)
         loss = nats.mean()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -285,6 +285,11 @@ class Trainer:
             what = "--time" if cfg.time_budget else "--iter"
             log.warning("the run has already reached its %s; raise %s to train more", budget, what)
             return result
+        if self.patience_spent:
+            log.warning("the run was stopped by --patience %d (no better validation since step %d); resume with a "
+                        "higher --patience, or 0 for none, to train more", cfg.patience, self.best["step"])
+            result.early_stopped = True
+            return result
         if self.split.val is None:
             log.warning("the text is too short for a validation split; the loss shown is the training loss")
         else:
@@ -320,8 +325,14 @@ class Trainer:
                 if len(pending) >= sync_every or due or late or stopping():
                     # mean loss over processes, whether any of them was told to stop, and whether
                     # any has run out of time
-                    flags = torch.tensor([float(stop.is_set()), float(late)], device=self.device)
+                    # and, under --time, rank 0's clock: every process steps at the same rate
+                    flags = torch.tensor([float(stop.is_set()), float(late), self.elapsed if self.dist.main else 0.0],
+                                         device=self.device)
                     values = self.dist.all_sum(torch.cat([torch.stack(pending).float(), flags])).tolist()
+                    if self.dist.active:
+                        begun_elapsed, begun = values[-1], time.perf_counter()
+                        self.elapsed = begun_elapsed
+                    values.pop()
                     out_of_time = values.pop() > 0
                     agreed_stop = values.pop() > 0
                     values = [v / self.dist.world for v in values]
@@ -364,9 +375,8 @@ class Trainer:
         return result
 
     def _finished(self) -> bool:
-        if self.cfg.time_budget:
-            return self.elapsed >= self.cfg.time_budget
-        return self.step >= self.cfg.iters
+        now, end = clock(self.cfg, self.step, self.elapsed)
+        return now >= end
 
     def _late(self, tokens_per_step: int, speed: float) -> bool:
         """Under --time: whether the next step and the final evaluation + checkpoint + sample would
@@ -376,6 +386,6 @@ class Trainer:
             return False
         step_cost = tokens_per_step * self.chars_per_token / speed if speed else 0.0
         save_cost = self.save_cost
-        if save_cost is None:
-            save_cost = self.cfg.eval_tokens * self.chars_per_token / speed / 3 if speed else 0.0
+        if save_cost is None:  # and a second for the sample and writing the checkpoint
+            save_cost = 1.0 + (self.cfg.eval_tokens * self.chars_per_token / speed / 3 if speed else 0.0)
         return self.elapsed + step_cost + save_cost >= self.cfg.time_budget
