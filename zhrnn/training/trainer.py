@@ -317,15 +317,17 @@ class Trainer:
             bar = tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
                        desc="train")
         with bar, stop_on_signals(stop):  # the bar is closed even when training fails
-            while not (out_of_time or self._finished() or stopping() or self.patience_spent):
+            def ended() -> bool:  # the run's own end: its budget spent, or --patience
+                return out_of_time or self._finished() or self.patience_spent
+
+            while not (ended() or stopping()):
                 pending.append(self.dist.guard("training", self.train_step))
                 self.elapsed = begun_elapsed + time.perf_counter() - begun
                 late = self._late(tokens_per_step, speed)
                 due = self.step % cfg.save_freq == 0 or self.step == cfg.iters
                 if len(pending) >= sync_every or due or late or stopping():
-                    # mean loss over processes, whether any of them was told to stop, and whether
-                    # any has run out of time
-                    # and, under --time, rank 0's clock: every process steps at the same rate
+                    # mean loss over processes, whether any of them was told to stop or has run out
+                    # of time, and rank 0's clock (under --time every process steps at the same rate)
                     flags = torch.tensor([float(stop.is_set()), float(late), self.elapsed if self.dist.main else 0.0],
                                          device=self.device)
                     values = self.dist.all_sum(torch.cat([torch.stack(pending).float(), flags])).tolist()
@@ -363,7 +365,7 @@ class Trainer:
                     result.val_bpc = record["val_bpc"]
                     if on_save:
                         on_save(record)
-            if stopping() and not (out_of_time or self._finished() or self.patience_spent):
+            if stopping() and not ended():
                 self.save()
                 result.interrupted = True
         if self.patience_spent:
