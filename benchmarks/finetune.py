@@ -51,6 +51,8 @@ def main() -> None:
     p.add_argument("--author", default="苏轼")
     p.add_argument("--base", default="唐诗", help="the model to fine-tune (a shipped name or a checkpoint)")
     p.add_argument("--iters", type=int, default=400)
+    # one rate for both (the fine-tuning default; a short run from scratch would get 8e-3 by default)
+    p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--out", default="runs/finetune-benchmark")
     p.add_argument("--report-only", action="store_true", help="print the tables of finished runs")
@@ -72,7 +74,7 @@ def main() -> None:
     val_fraction = (sum(map(len, held)) + 2 * len(held)) / (sum(map(len, lines)) + 2 * len(lines))  # + '^' and '\n'
     print(f"{args.author}: {len(kept)} 词 for training, {len(held)} held out ({val_fraction:.1%} of the text)", flush=True)
 
-    common = dict(iters=args.iters, save_freq=args.eval_every, val_fraction=val_fraction, split="tail", progress=False)
+    common = dict(iters=args.iters, learning_rate=args.learning_rate, save_freq=args.eval_every, val_fraction=val_fraction, split="tail", progress=False)
     for name, extra in zip(names, ({}, {"init_from": args.base})):
         began = time.perf_counter()
         zhrnn.train(corpus, out_dir=str(out / name.replace(" ", "-")), **extra, **common)

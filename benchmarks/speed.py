@@ -157,7 +157,9 @@ def baseline_run(name: str, vocab: int, train: np.ndarray, val: np.ndarray, eval
 
 
 def zhrnn_run(name: str, options: dict, corpus: Path, val: np.ndarray, eval_tokens: int, share, out_dir: Path) -> Run:
-    trainer = prepare_run([corpus], {"seed": 0, **options, "out_dir": str(out_dir), "iters": 10**6})
+    # 2e-3: the rate of the tables (zhrnn's default follows the length of a run now, which calibrate
+    # sets only after the build)
+    trainer = prepare_run([corpus], {"seed": 0, "learning_rate": 2e-3, **options, "out_dir": str(out_dir), "iters": 10**6})
     m, cfg = trainer.model_cfg, trainer.cfg
 
     def calibrate(budget: float, seconds_per_step: float):

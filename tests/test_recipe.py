@@ -16,7 +16,9 @@ from zhrnn.training import fit as train
 from zhrnn.training import trainer as trainer_module
 from zhrnn.training.batches import Streams
 from zhrnn.training.build import prepare_run
-from zhrnn.training.plan import AUTO_MAX_ITERS, AUTO_MIN_ITERS, TrainConfig, auto_iters, lr_at, parse_duration, plan_run
+from zhrnn.training.plan import (AUTO_MAX_ITERS, AUTO_MIN_ITERS, FINE_TUNE_RATE, LONG_RUN, SHORT_RUN,
+                                 TrainConfig, auto_iters, budget_steps, lr_at, parse_duration, plan_run, planned_rate,
+                                 rate_for)
 
 from .conftest import POEMS, TINY, run_cli
 
@@ -70,6 +72,70 @@ def test_a_resumed_stateful_run_continues_the_same_loss_curve(poems, tmp_path):
     assert rest.losses == pytest.approx(straight.losses[20:], abs=1e-6)
 
 
+# --- the rate chosen from the length of the run ----------------------------------------------------
+
+def test_the_rate_falls_with_the_length_of_the_run_between_the_measured_ends():
+    (short, fast), (long, slow) = SHORT_RUN, LONG_RUN
+    assert rate_for(0) == rate_for(short) == fast and rate_for(long) == rate_for(10 * long) == slow
+    rates = [rate_for(n) for n in range(short, long + 1, 250)]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) > 5  # falling all the way, not a step
+    assert rate_for(3000) == 3.8e-3  # geometric: about halfway in log steps, about halfway in log rate
+    # under --time, from the steps the budget holds at the speed so far: 50 steps in 10 s of 10 minutes
+    by_time = TrainConfig(time_budget="10m")
+    assert planned_rate(by_time, step=50, elapsed=10) == rate_for(3000)
+    assert planned_rate(by_time) == fast  # before the first step: the warmup starts far below it anyway
+    assert budget_steps(by_time, 60, 12, since=(10, 2)) == 60 + (600 - 12) * 5  # 5 steps/s from step 10 on
+    assert planned_rate(TrainConfig(iters=3000)) == rate_for(3000)
+    assert planned_rate(TrainConfig(iters=300), fine_tune=True) == FINE_TUNE_RATE
+
+
+def test_a_run_given_no_rate_gets_one_for_its_length(poems, tmp_path, monkeypatch):
+    options = {k: v for k, v in TINY.items() if k != "learning_rate"}
+    trainer = prepare_run(poems, dict(options, iters=3000, out_dir=str(tmp_path / "a")))
+    assert trainer.cfg.learning_rate == rate_for(3000)  # concrete, so the checkpoint and a resume keep it
+    assert prepare_run(poems, dict(TINY, out_dir=str(tmp_path / "b"))).cfg.learning_rate == TINY["learning_rate"]
+    base = train(poems, progress=False, out_dir=str(tmp_path / "base"), **dict(TINY, iters=5))
+    fine = prepare_run(poems, dict(options, iters=300, init_from=str(base.checkpoint), out_dir=str(tmp_path / "ft")))
+    assert fine.cfg.learning_rate == FINE_TUNE_RATE  # a short fine-tune does not get the short runs' high rate
+
+    # by the clock: the rate follows the steps the budget holds at the speed between two early
+    # steps (RATE_MEASURED; fewer here, so that a busy machine reaches them within the budget)
+    monkeypatch.setattr(trainer_module, "RATE_MEASURED", (2, 6))
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(POEMS * 100, encoding="utf-8")
+    by_clock = dict(options, iters=None, time_budget=3, warmup=2, save_freq=10_000, val_fraction=0.2, split="tail")
+    timed = prepare_run(corpus, dict(by_clock, out_dir=str(tmp_path / "timed")))
+    assert timed.cfg.learning_rate is None
+    seen = []  # (step, elapsed, the fixed rate) as each step begins
+    step = timed.train_step
+    timed.train_step = lambda: (seen.append((timed.step, timed.elapsed, timed.cfg.learning_rate)), step())[1]
+    result = timed.run(progress=False)
+    assert result.step > 6
+    fixed = checkpoint.load(result.run_dir)["train_config"]["learning_rate"]
+    assert fixed == rate_for(budget_steps(timed.cfg, *seen[6][:2], since=seen[2][:2]))
+    assert all(rate is None for _, _, rate in seen[:7]) and seen[-1][2] == fixed
+    assert records(result.run_dir)[-1]["lr"] == pytest.approx(0.1 * fixed, rel=0.05)
+
+
+def test_a_checkpoint_written_before_the_rate_is_measured_holds_none_and_resumes(tmp_path, monkeypatch):
+    """Stopped within its first steps, a --time run has not measured its speed: its checkpoint
+    leaves the rate open and the resumed run measures it, rather than keeping a guess made from
+    the slow first steps."""
+    monkeypatch.setattr(trainer_module, "RATE_MEASURED", (10**6, 10**6 + 1))  # never within the run
+    corpus = tmp_path / "long.txt"
+    corpus.write_text(POEMS * 100, encoding="utf-8")
+    options = {k: v for k, v in TINY.items() if k != "learning_rate"}
+    result = train(corpus, progress=False, out_dir=str(tmp_path / "run"),
+                   **dict(options, iters=None, time_budget=2, save_freq=10_000, val_fraction=0.2, split="tail"))
+    state = checkpoint.load(result.run_dir)
+    assert state["train_config"]["learning_rate"] is None
+    last = records(result.run_dir)[-1]
+    plan = plan_run(corpus, {"time_budget": "4s"}, resume=result.run_dir)  # more time: the schedule goes on
+    # the rate planned at the last step (the log's is of the step before: at most a rounding apart)
+    assert plan.cfg.learning_rate is None and plan.cfg.schedule_from[1] == pytest.approx(last["lr"], rel=0.02)
+    assert lr_at(result.step, plan.cfg, state["elapsed"]) == plan.cfg.schedule_from[1]  # no jump
+
+
 # --- a tied output ---------------------------------------------------------------------------------
 
 def test_a_tied_output_shares_the_embedding_learns_and_round_trips(poems, tmp_path):
@@ -92,7 +158,8 @@ def test_a_tied_output_shares_the_embedding_learns_and_round_trips(poems, tmp_pa
 # --- by the clock ----------------------------------------------------------------------------------
 
 def test_durations_are_read_as_users_write_them():
-    assert [parse_duration(t) for t in ("90s", "30m", "2h", "1h30m", "45", "1.5h")] == [90, 1800, 7200, 5400, 45, 5400]
+    written = ("90s", "30m", "2h", "1h30m", "45", "1.5h", "1h30", "2m30", "1h 5m 10s")
+    assert [parse_duration(t) for t in written] == [90, 1800, 7200, 5400, 45, 5400, 5400, 150, 3910]
     for bad in ("", "soon", "3d", "m"):
         with pytest.raises(ConfigError, match="is not a duration"):
             parse_duration(bad)
@@ -147,7 +214,7 @@ def scripted_evaluations(monkeypatch, figures):
 
 
 def test_the_best_evaluation_is_kept_and_loaded_unless_the_last_is_asked_for(poems, tmp_path, monkeypatch):
-    scripted_evaluations(monkeypatch, [5.0, 4.0, 4.5, 6.0])
+    scripted_evaluations(monkeypatch, [5.0, 4.0, 4.5, 6.0, 7.0])  # the last for a resumed run
     result = train(poems, progress=False, out_dir=str(tmp_path / "run"), **dict(TINY, iters=40, save_freq=10))
     best = checkpoint.load(result.run_dir)
     assert best["step"] == 20 and best["best"]["val_text_bpc"] == 4.0 and best["best_val_bpc"] == pytest.approx(4.2)
@@ -161,6 +228,9 @@ def test_the_best_evaluation_is_kept_and_loaded_unless_the_last_is_asked_for(poe
     # a resume goes on from the latest, not the best
     plan = plan_run(poems, {"iters": 50}, resume=result.run_dir)
     assert plan.resume.step == 40 and plan.resume.best["step"] == 20
+    # into another directory: its best.pt is the best of its own evaluations (7.0 there), so it has one
+    other = train(poems, resume=result.run_dir, progress=False, iters=50, out_dir=str(tmp_path / "other"))
+    assert checkpoint.load(other.run_dir)["step"] == 50 and checkpoint.resolve(other.run_dir).name == checkpoint.BEST
 
 
 def test_patience_stops_a_run_that_no_longer_improves(poems, tmp_path, monkeypatch):

@@ -44,7 +44,10 @@ def _train_parser(sub) -> None:
     t = p.add_argument_group("训练 / training")
     t.add_argument("--batch-size", type=int, default=S, help="批大小, 多进程时为全局批 / sequences per batch, over all processes together (default 32)")
     t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
-    t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="学习率; 只训练几分钟时用 8e-3 更好 / peak learning rate (default 2e-3; 8e-3 for runs of a few minutes)")
+    t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="峰值学习率; 默认按训练长度选: 约 1,300 步以内 8e-3, 6,300 步以上 2e-3 (--time 时按前 50 步的速度估计步数), "
+                        "微调 2e-3, --resume 沿用 / peak learning rate (default: from the length of the run, 8e-3 up to about "
+                        "1,300 steps falling to 2e-3 from 6,300, under --time from the speed of the first 50 steps; "
+                        "2e-3 for --init-from; a resume keeps it)")
     t.add_argument("--iter", dest="iters", type=int, default=S,
                    help="训练步数; 不给 --iter 和 --time 时按文本大小定 (约 4 遍) / training steps (default: about 4 passes "
                         "over the text, 200 to 50,000 steps)")
@@ -403,6 +406,19 @@ def cmd_corpus_inspect(args) -> int:
     return 0
 
 
+class _LogHandler(logging.StreamHandler):
+    """Log lines printed above a training's progress bar, not through it (say, the learning rate
+    chosen a few steps into a --time run)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler does
+            self.handleError(record)
+
+
 def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show 汉字 gets '?', not a traceback
         if hasattr(stream, "reconfigure"):
@@ -415,7 +431,7 @@ def main(argv=None) -> int:
     # same ones (a process that dies without a word is reported by the launcher).
     me = env()
     who = f"zhrnn: [rank {me.rank}] " if me.world > 1 else "zhrnn: "
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LogHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(who + "%(message)s"))
     log.addHandler(handler)  # removed again below, so main() can be called more than once in a process
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)

@@ -14,7 +14,7 @@ from . import encoded, rundir
 from .batches import Batches, Streams
 from .distributed import Dist, setup
 from .finetune import grow_state
-from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_iters, plan_run
+from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_iters, plan_run, planned_rate
 from .split import split_ids
 from .trainer import Trainer, TrainResult
 from ..generation.decoder import resolve_start
@@ -57,6 +57,10 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
         cfg = replace(cfg, iters=auto_iters(len(split.train), cfg))
         log.info("no --iter or --time: %d steps, about %.1f passes over the %d training tokens", cfg.iters,
                  cfg.iters * cfg.batch_size * cfg.seq_length / len(split.train), len(split.train))
+    if cfg.learning_rate is None and (cfg.iters or plan.init_from is not None):  # under --time: Trainer.fix_rate
+        cfg = replace(cfg, learning_rate=planned_rate(cfg, fine_tune=plan.init_from is not None))
+        log.info("learning rate %.2g, %s (--learning-rate to choose)", cfg.learning_rate,
+                 "as for fine-tuning" if plan.init_from is not None else f"as for a run of {cfg.iters} steps")
     resolve_start(cfg.start, text.tokenizer)  # refuse an unknown start character before training
 
     amp = amp_dtype(cfg.amp, device)
@@ -84,7 +88,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.learning_rate, betas=(0.9, 0.99),
+        lr=0.0, betas=(0.9, 0.99),  # each step sets it (lr_at)
     )
     # fp16 needs loss scaling; bf16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)

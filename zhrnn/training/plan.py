@@ -31,11 +31,9 @@ class TrainConfig:
     # the classic char-rnn knobs (names of the Theano GRU script in comments)
     batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
     seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
-    # learning_rate: peak, after warmup; cosine decay to a tenth. The best peak depends on the length
-    # of the run (BENCHMARKS.md, 全唐诗 on 2 cores): 8e-3 is 0.36 bits per character better than
-    # 2e-3 in a 5-minute run (about 1,300 steps) and far worse in a 30-minute one (6,800 steps).
-    # The default suits runs of thousands of steps; short runs want --learning-rate 8e-3.
-    learning_rate: float = 2e-3
+    # learning_rate: peak, after warmup; cosine decay to a tenth. None: chosen from the length of the
+    # run (rate_for), as the best peak depends on it
+    learning_rate: float | None = None
     iters: int | None = None  # iter: optimizer steps in total; None: by --time, else scaled to the text (auto_iters)
     time_budget: float | None = None  # --time, in seconds ('30m' is read too): the schedule and the end follow the clock
     save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
@@ -73,7 +71,7 @@ class TrainConfig:
         """A checkpoint's train_config. Runs from before the paragraph split validated on the tail
         of their text, and go on doing so; runs from before --time had a number of steps, and
         runs from before --stateful trained on random windows (still the default)."""
-        return cls(**{"split": "tail", "iters": 1000, "stateful": False, **d})
+        return cls(**{"split": "tail", "iters": 1000, "stateful": False, "learning_rate": 2e-3, **d})
 
     def __post_init__(self):
         positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
@@ -88,7 +86,7 @@ class TrainConfig:
                 raise ConfigError("give --iter (steps) or --time (a budget), not both")
             if not self.time_budget > 0:
                 raise ConfigError(f"--time must be above 0 seconds, not {self.time_budget:g}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
         if not 0 <= self.val_fraction < 0.5:
             raise ConfigError("--val-fraction must be in [0, 0.5)")
@@ -120,15 +118,63 @@ def auto_iters(train_tokens: int, cfg: TrainConfig) -> int:
     return min(AUTO_MAX_ITERS, max(AUTO_MIN_ITERS, round(AUTO_PASSES * train_tokens / (cfg.batch_size * cfg.seq_length))))
 
 
+# The best peak rate depends on the length of the run (BENCHMARKS.md, 全唐诗 on 2 cores, batch
+# 32 x 100): 8e-3 is 0.36 bits per character better than 2e-3 in a run of about 1,300 steps (and
+# better on Shakespeare too) and 0.34 worse in one of 6,300, where the long high-rate phase keeps
+# the model from settling. Between the two the rate falls geometrically with the steps; outside
+# it is held.
+SHORT_RUN, LONG_RUN = (1_300, 8e-3), (6_300, 2e-3)
+# A run from a trained model (--init-from) keeps to the long runs' rate whatever its length: a
+# high one would unlearn what the model knows before the new text is learned
+FINE_TUNE_RATE = LONG_RUN[1]
+# Under --time the steps are not known beforehand: the rate follows the steps the budget holds at
+# the speed so far, and is fixed by the speed between these two steps of a process (the first
+# steps are slow: allocation, cuDNN's choice of kernels). A checkpoint written before then holds
+# no rate, and a resumed run measures again.
+RATE_MEASURED = (10, 50)
+
+
+def rate_for(steps: float) -> float:
+    """The peak learning rate for a run of this many steps (SHORT_RUN, LONG_RUN)."""
+    (short, fast), (long, slow) = SHORT_RUN, LONG_RUN
+    where = min(1.0, max(0.0, math.log(max(steps, 1) / short) / math.log(long / short)))
+    return float(f"{fast * (slow / fast) ** where:.2g}")  # 2 digits: a rate a user can read and repeat
+
+
+def budget_steps(cfg: TrainConfig, step: int, elapsed: float, since: tuple[int, float] = (0, 0.0)) -> float:
+    """Under --time: the steps the budget holds at the speed since (a step, and the seconds at it)
+    to now (step, elapsed); 0 before any step."""
+    steps, seconds = step - since[0], elapsed - since[1]
+    return step + (cfg.time_budget - elapsed) * steps / seconds if steps > 0 and seconds > 0 else 0.0
+
+
+def planned_rate(cfg: TrainConfig, step: int = 0, elapsed: float = 0.0, fine_tune: bool = False) -> float:
+    """The peak rate of a run given no --learning-rate: from its steps, or under --time from the
+    steps the budget holds at the speed so far (before the first step, the short runs' rate, which
+    a warmup starts far below)."""
+    if fine_tune:
+        return FINE_TUNE_RATE
+    return rate_for(budget_steps(cfg, step, elapsed) if cfg.time_budget else cfg.iters)
+
+
+def peak_rate(cfg: TrainConfig, step: int, elapsed: float) -> float:
+    """The run's peak rate: the one given or fixed, or while none is, the rate planned so far."""
+    return cfg.learning_rate if cfg.learning_rate is not None else planned_rate(cfg, step, elapsed)
+
+
 def parse_duration(text: str | float | int) -> float:
-    """'90s', '30m', '2h', '1h30m' or a number of seconds -> seconds."""
+    """'90s', '30m', '2h', '1h30m' or a number of seconds -> seconds. A bare number after hours
+    counts minutes, as people write them: '1h30' is an hour and a half."""
     if isinstance(text, (int, float)):
         return float(text)
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d*)?)h)?\s*(?:(\d+(?:\.\d*)?)m)?\s*(?:(\d+(?:\.\d*)?)s?)?\s*", text.lower())
+    number = r"(\d+(?:\.\d*)?)"
+    match = re.fullmatch(rf"\s*(?:{number}h)?\s*(?:{number}m)?\s*(?:{number}(s)?)?\s*", text.lower())
     if not match or not any(match.groups()):
         raise ConfigError(f"--time {text!r} is not a duration; write e.g. 90s, 30m, 2h or 1h30m")
-    hours, minutes, seconds = (float(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    hours, minutes, seconds, unit = match.groups()
+    if hours and not minutes and seconds and not unit:
+        minutes, seconds = seconds, None
+    return float(hours or 0) * 3600 + float(minutes or 0) * 60 + float(seconds or 0)
 
 
 def clock(cfg: TrainConfig, step: int, elapsed: float) -> tuple[float, float]:
@@ -144,18 +190,19 @@ def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
     --iter, --time or --learning-rate (schedule_from) decays from the rate it had reached
     instead, so the rate never jumps."""
     now, end = clock(cfg, step, elapsed)
+    peak = peak_rate(cfg, step, elapsed)
     if cfg.schedule_from and now >= cfg.schedule_from[0]:
         start, rate = cfg.schedule_from
-        floor = 0.1 * cfg.learning_rate
+        floor = 0.1 * peak
         progress = min(1.0, (now - start) / max(1e-9, end - start))
         return floor + (rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     if step < cfg.warmup:
-        return cfg.learning_rate * (step + 1) / cfg.warmup
+        return peak * (step + 1) / cfg.warmup
     if cfg.time_budget:  # the warmup's seconds are a sliver of any budget
         progress = min(1.0, elapsed / cfg.time_budget)
     else:
         progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
-    return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 # Options that may differ between the processes of one torchrun training (only rank 0 writes).
@@ -310,7 +357,8 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     changed = sorted(k for k, v in options.items() if k not in RESUMABLE and fixed.get(k) != v)
     if changed:
         raise ConfigError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
-    merged = {**fixed, "out_dir": None, "cache_dir": None, **{k: v for k, v in options.items() if k in RESUMABLE}}
+    given = {k: v for k, v in options.items() if k in RESUMABLE and not (k == "learning_rate" and v is None)}
+    merged = {**fixed, "out_dir": None, "cache_dir": None, **given}  # a rate left to zhrnn: the run's own
     # a budget in steps or in time: the one given replaces the other
     if options.get("time_budget") is not None and options.get("iters") is not None:
         raise ConfigError("give --iter (steps) or --time (a budget), not both")
@@ -321,13 +369,14 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
     if step and any(merged[k] != fixed.get(k) for k in SCHEDULE):
         before = split_options(fixed)[2]
-        rate = lr_at(step, before, elapsed) * merged["learning_rate"] / before.learning_rate
         after = split_options({**merged, "schedule_from": None})[2]
+        # as far down the new peak as the run had come down its own (a rate not fixed yet: the same)
+        rate = lr_at(step, before, elapsed) * peak_rate(after, step, elapsed) / peak_rate(before, step, elapsed)
         now, end = clock(after, step, elapsed)
         merged["schedule_from"] = [now, rate]
         unit = "s" if after.time_budget else ""
         log.info("--resume: the learning rate goes on from %.3g at %s, down to %.3g at %s", rate,
-                 f"{now:.0f}{unit}" if unit else f"step {step}", 0.1 * merged["learning_rate"],
+                 f"{now:.0f}{unit}" if unit else f"step {step}", 0.1 * peak_rate(after, step, elapsed),
                  f"{end:.0f}{unit}" if unit else f"step {end}")
     configs = split_options(merged)
     cfg = configs[2]
@@ -339,7 +388,13 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
             dist.from_main(lambda: refuse_other_checkpoint(run_dir, "choose another --out-dir"))
     else:
         run_dir = path.parent if path.name == checkpoint.FILENAME else None
-    return configs, run_dir, Resume.from_checkpoint(state)
+    resumed = Resume.from_checkpoint(state)
+    # best.pt stays beside the checkpoint it came from; another directory's best.pt is the best of
+    # its own evaluations, so that a run there always has one. Rank 0 decides (--out-dir may be
+    # written differently on each machine), so every process keeps the same record for --patience.
+    if dist.from_main(lambda: run_dir is None or run_dir.resolve() != path.parent.resolve()):
+        resumed.best = None
+    return configs, run_dir, resumed
 
 
 def _device(cfg: TrainConfig, dist: Dist) -> torch.device:

@@ -18,7 +18,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +30,7 @@ from . import rundir
 from .batches import EVAL_PROTOCOL, Batches, eval_streams
 from .distributed import Dist
 from .encoded import Encoded
-from .plan import TrainConfig, clock, lr_at
+from .plan import RATE_MEASURED, TrainConfig, budget_steps, clock, lr_at, rate_for
 from .split import Split
 from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
@@ -115,6 +115,7 @@ class Trainer:
         self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(device)  # (V,)
         self.text_len = torch.from_numpy(self.tokenizer.text_lengths()).to(device)  # (V,)
         self.step, self.best, self.elapsed, self.hidden = step, best, elapsed, hidden
+        self.first_step, self.rate_since = step, None  # where this process began; measure_rate's start
         self.run_dir = run_dir
         self.ckpt_path = run_dir / checkpoint.FILENAME
 
@@ -146,6 +147,20 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,
         }
+
+    def measure_rate(self) -> None:
+        """Under --time with no --learning-rate: the peak rate for the steps the budget holds at
+        the speed between the RATE_MEASURED steps of this process, fixed from then on (until then
+        lr_at plans by the speed so far). Every process fixes the same rate: under torchrun and
+        --time each step takes rank 0's clock (Trainer._loop)."""
+        done, (first, last) = self.step - self.first_step, RATE_MEASURED
+        if done == first:
+            self.rate_since = (self.step, self.elapsed)
+        elif done >= last and self.rate_since:
+            steps = budget_steps(self.cfg, self.step, self.elapsed, self.rate_since)
+            self.cfg = replace(self.cfg, learning_rate=rate_for(steps))
+            log.info("learning rate %.2g, as for the %d steps the --time budget holds at this speed "
+                     "(--learning-rate to choose)", self.cfg.learning_rate, steps)
 
     def save(self) -> Path:
         """Every process checks (their weights are equal, so they stop alike); rank 0 writes."""
@@ -179,6 +194,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp)
 
     def train_step(self) -> torch.Tensor:
+        if self.cfg.learning_rate is None:
+            self.measure_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg, self.elapsed)
         if self.cfg.stateful and self.batches.fresh_at(self.step):
