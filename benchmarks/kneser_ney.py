@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
 from zhrnn.training.batches import eval_streams, stream_starts  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 from zhrnn.training.plan import TrainConfig  # noqa: E402
-from zhrnn.training.split import split_ids  # noqa: E402
+from zhrnn.training.split import SPLITS, split_ids  # noqa: E402
 from zhrnn.training.trainer import target_nats  # noqa: E402
 
 
@@ -98,6 +98,8 @@ def main(argv=None) -> None:
     p.add_argument("--convert", help="without --model: OpenCC conversion of the text (as zhrnn train --convert)")
     p.add_argument("--labels", action="store_true", help="without --model: paragraphs start with 'label<TAB>' (as zhrnn train --labels)")
     p.add_argument("--orders", default="3,5", help="n-gram orders (default 3,5)")
+    p.add_argument("--split", choices=SPLITS, help="hold out this way instead of as the run did: an old model, "
+                   "trained on the tail, scored on the held-out paragraphs a new run uses")
     args = p.parse_args(argv)
 
     corpus_cfg, cfg, model = CorpusConfig(convert=args.convert, labels=args.labels), TrainConfig(), None
@@ -107,6 +109,8 @@ def main(argv=None) -> None:
         corpus_cfg = CorpusConfig(**(model.info.get("corpus_config") or {}))
         cfg = TrainConfig.from_dict(model.info.get("train_config") or {})
         choose = lambda built, info: model.tokenizer  # noqa: E731 (the model's vocabulary, as a resumed run keeps it)
+    if args.split:
+        cfg = replace(cfg, split=args.split)
     if cfg.level != "char":
         raise SystemExit("kneser_ney.py: char-level runs only")
     start = time.perf_counter()
