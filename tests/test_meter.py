@@ -1,0 +1,111 @@
+"""格律: the 平仄 patterns, the 平水韵 table and `zhrnn check`, on poems checked by hand."""
+import pytest
+
+from zhrnn.cli import main
+from zhrnn.generation import meter
+from zhrnn.generation.tones import PING, ZE, rhyme_groups, tones
+
+登鹳雀楼 = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+春望 = "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。"
+春望_简 = "国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。烽火连三月，家书抵万金。白头搔更短，浑欲不胜簪。"
+静夜思 = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+
+
+def problems(report):
+    return [(p.line, p.position, p.kind) for p in report.problems]
+
+
+def test_the_table_reads_both_scripts_and_counts_the_entering_tone_as_ze():
+    assert tones("白") == tones("国") == tones("國") == {ZE}  # 入声: 平 in today's Mandarin, 仄 in verse
+    assert tones("春") == {PING} and tones("月") == {ZE}
+    assert tones("看") == {PING, ZE}  # two readings: either may stand
+    assert rhyme_groups("楼") == rhyme_groups("樓") == {"下平十一尤"}
+    assert rhyme_groups("乡") == rhyme_groups("鄉") == {"下平七阳"}
+    assert rhyme_groups("月") == set()  # 仄: regulated verse rhymes in 平
+
+
+@pytest.mark.parametrize("first", "ABCD")
+def test_every_chain_keeps_dui_and_nian(first):
+    for length in (5, 7):
+        patterns = [meter.line_pattern(k, length) for k in meter.poem_kinds(first, 8)]
+        for i in range(1, 8):
+            same = patterns[i][1] == patterns[i - 1][1]
+            assert same == (i % 2 == 0), (first, length, i)  # 对 within a couplet, 粘 between them
+        assert all(p[-1] == PING for p in patterns[1::2])  # even lines rhyme, in 平
+        assert all(p[-1] == ZE for p in patterns[2::2])  # odd lines after the first do not
+
+
+def test_a_regular_quatrain_passes_with_its_pattern_and_rhyme():
+    report = meter.check(登鹳雀楼)
+    assert report.ok and report.name == "五言绝句·仄起首句不入韵" and report.rhyme_group == "下平十一尤"
+    assert [line.pattern for line in report.lines] == ["仄仄平平仄", "平平仄仄平", "平平平仄仄", "仄仄仄平平"]
+    seven = meter.check("两个黄鹂鸣翠柳，一行白鹭上青天。窗含西岭千秋雪，门泊东吴万里船。")
+    assert seven.ok and seven.name == "七言绝句·仄起首句不入韵" and seven.lines[0].pattern == "仄仄平平平仄仄"
+
+
+def test_traditional_and_simplified_give_the_same_report():
+    a, b = meter.check(春望), meter.check(春望_简)
+    assert a.ok and b.ok and a.name == b.name == "五言律诗·仄起首句不入韵"
+    assert a.rhyme_group == b.rhyme_group == "下平十二侵"
+
+
+def test_a_poem_in_the_old_style_fails_at_the_right_places():
+    report = meter.check(静夜思)  # 古绝: 地上 where 平 is wanted, and the second couplet breaks 粘 and 对
+    assert not report.ok
+    assert problems(report) == [(1, 3, "平仄"), (2, 1, "失粘"), (3, 1, "失对")]
+
+
+def test_gu_ping_and_san_ping_wei_are_caught_where_one_three_five_is_free():
+    gu_ping = meter.check("白日依山尽，入河入海流。欲穷千里目，更上一层楼。")  # 仄平仄仄平
+    assert problems(gu_ping) == [(1, 0, "孤平")]
+    rescued = meter.check("白日依山尽，入河千海流。欲穷千里目，更上一层楼。")  # 仄平平仄平: 拗救
+    assert rescued.ok
+    san_ping = meter.check("白日依山尽，黄河入海流。欲穷千里目，更上千层楼。")  # 仄仄平平平
+    assert problems(san_ping) == [(3, 2, "三平尾")]
+
+
+def test_strict_holds_every_position():
+    assert problems(meter.check(登鹳雀楼, strict=True)) == [(2, 0, "平仄")]  # 欲, free by 一三五不论
+    assert meter.check(春望).ok and problems(meter.check(春望, strict=True)) == [(2, 0, "平仄"), (4, 0, "平仄"), (6, 0, "平仄")]  # 感 烽 白
+    loose = "白日依山尽，黄河入海流。欲穷千里目，更上千层楼。"
+    assert problems(meter.check(loose, strict=True)) == [(2, 0, "平仄"), (3, 2, "平仄")]
+
+
+def test_a_rhyme_from_another_group_is_reported():
+    report = meter.check("白日依山尽，黄河入海流。欲穷千里目，更上一层东。")
+    assert problems(report) == [(3, 4, "出韵")] and report.rhyme_group == "下平十一尤"
+
+
+def test_not_regulated_verse_is_refused():
+    with pytest.raises(ValueError, match="not a regulated verse"):
+        meter.check("春眠不觉晓，处处闻啼鸟。夜来风雨声。")
+
+
+def test_modern_tones_come_from_pypinyin():
+    pytest.importorskip("pypinyin")
+    assert tones("国", modern=True) == {PING} and tones("月", modern=True) == {ZE}
+    assert rhyme_groups("楼", modern=True) == {"七尤"} and rhyme_groups("诗", modern=True) == {"十三支"}
+    assert rhyme_groups("西", modern=True) == {"十二齐"}
+
+
+def test_poems_are_found_by_blank_lines_or_one_a_line_with_titles():
+    text = f"登鹳雀楼\n{登鹳雀楼[:12]}\n{登鹳雀楼[12:]}\n\n{静夜思}\n{春望_简}\n"
+    assert meter.poems(text) == [("登鹳雀楼", 登鹳雀楼[:12] + "\n" + 登鹳雀楼[12:]), (None, 静夜思), (None, 春望_简)]
+    assert meter.split_lines("山中相送罢，日暮掩柴扉。(明年 一作：年年)") == ["山中相送罢", "日暮掩柴扉"]
+
+
+def test_check_command_exit_status_and_positions(tmp_path, capsys):
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text(登鹳雀楼 + "\n", encoding="utf-8")
+    bad.write_bytes((春望 + "\n\n" + 静夜思 + "\n").encode("utf-8"))
+    assert main(["check", str(good)]) == 0
+    assert "合律" in capsys.readouterr().out
+    assert main(["check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "第4字「上」应平" in out and "失粘" in out and "1 / 2 首合律" in out
+    gbk = tmp_path / "gbk.txt"
+    gbk.write_bytes((登鹳雀楼 + "\n").encode("gbk"))
+    assert main(["check", str(gbk)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "missing.txt")]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
