@@ -109,3 +109,67 @@ def test_check_command_exit_status_and_positions(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check", str(tmp_path / "missing.txt")]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+# --- --tones: the patterns enforced while sampling ---
+
+def random_poem(scansion, pool, rng):
+    """A poem of characters drawn at random from pool, each one any that the scansion allows."""
+    poem = ""
+    while len(poem) < scansion.length * scansion.lines:
+        options = scansion.options(poem)
+        assert options, f"no way on after {poem}"
+        fits = [c for c in pool if any(tones(c) & o.tones and (not o.foot or rhyme_groups(c) and (
+            o.groups is None or rhyme_groups(c) & o.groups)) for o in options)]
+        assert fits, f"nothing fits after {poem}"
+        poem += rng.choice(fits)
+    return [poem[i:i + scansion.length] for i in range(0, len(poem), scansion.length)]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_any_poem_the_scansion_allows_passes_the_checker(strict):
+    import random
+
+    from zhrnn.generation.tones import pingshui
+
+    rng = random.Random(0)
+    pool = sorted(c for c in pingshui() if "\u4e00" <= c <= "\u9fff")[::3]  # both scripts, 3.6k characters
+    for trial in range(24):
+        length, lines = (5, 7)[trial % 2], (4, 8)[trial // 2 % 2]
+        poem = random_poem(meter.Scansion(length, lines, strict), pool, rng)
+        report = meter.check(poem, strict=strict)
+        assert report.ok, meter.render(report)
+
+
+SHIPPED_TANG = pytest.mark.skipif(not (meter.__file__ and __import__("pathlib").Path(__file__).resolve().parents[1]
+                                      .joinpath("pretrained", "唐诗.pt").exists()), reason="pretrained/唐诗.pt is not here")
+
+
+@SHIPPED_TANG
+@pytest.mark.parametrize("form", ["五言绝句", "七言绝句", "五言律诗", "七言律诗"])
+def test_sampled_regulated_verse_passes_the_checker(form):
+    from zhrnn import api
+
+    model = api.load("唐诗")
+    texts = model.generate_many(4, form=form, tones="平水韵", seed=0)
+    texts += model.generate_many(2, form=form, tones="平水韵", acrostic="春夏秋冬", start="春风", seed=1)
+    for text in texts:
+        report = meter.check(text)
+        assert report.ok, meter.render(report)
+    assert all(t.startswith("春风") and [line[0] for line in meter.split_lines(t)][:4] == list("春夏秋冬") for t in texts[4:])
+    strict = model.generate_many(2, form=form, tones="平水韵", tones_strict=True, seed=2)
+    assert all(meter.check(t, strict=True).ok for t in strict)
+
+
+@SHIPPED_TANG
+def test_tones_refuse_forms_they_cannot_keep():
+    from zhrnn import api
+    from zhrnn.errors import ConfigError
+
+    model = api.load("唐诗")
+    with pytest.raises(ConfigError, match="近体诗"):
+        model.generate(form="□□□，□□□□。□□□，□□□□。", tones="平水韵")
+    with pytest.raises(ConfigError, match="--rhyme"):
+        model.generate(form="五言绝句", tones="平水韵", rhyme=True)
+    with pytest.raises(ConfigError, match="--tones takes"):
+        model.generate(form="五言绝句", tones="古韵")

@@ -129,6 +129,11 @@ def _sample_parser(sub) -> None:
     f.add_argument("--acrostic", default=S, help="藏头诗: 每句开头的字, 如 春夏秋冬 / first character of each line")
     f.add_argument("--rhyme", action="store_true", default=S,
                    help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
+    f.add_argument("--tones", nargs="?", const="平水韵", default=S, metavar="平水韵|新韵",
+                   help="格律: 绝句律诗守平仄、粘对, 按平水韵 (默认) 或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾 / "
+                        "regulated verse: 平仄, 粘对 and a 平-tone rhyme by 平水韵 (default) or 中华新韵")
+    f.add_argument("--tones-strict", action="store_true", default=S,
+                   help="格律从严: 每个字都按谱 / every character by the pattern (no 一三五不论)")
     p.set_defaults(func=cmd_sample)
 
 
@@ -317,7 +322,7 @@ def cmd_train(args) -> int:
 
 
 SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "repetition_penalty", "no_repeat_ngram",
-                  "num_paragraphs", "stop", "form", "acrostic", "rhyme", "label"}
+                  "num_paragraphs", "stop", "form", "acrostic", "rhyme", "tones", "tones_strict", "label"}
 
 
 def cmd_sample(args) -> int:

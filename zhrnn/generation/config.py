@@ -6,6 +6,7 @@ from dataclasses import InitVar, dataclass
 from ..errors import ConfigError
 
 MAX_LENGTH = 1_000_000
+TONE_SYSTEMS = ("平水韵", "新韵")  # --tones: the 106 groups of Tang and Song verse, or 中华新韵 (modern tones)
 
 
 def check_temperature(temperature: float | tuple[float, ...], advice: str = "") -> None:
@@ -33,6 +34,8 @@ class SampleConfig:
     form: str | None = None  # 五言绝句, 七言律诗, ... or a template of □ and punctuation
     acrostic: str = ""  # 藏头诗: each line of the form starts with the next of these characters
     rhyme: bool = False  # the form's lines ending in 。 rhyme (十三辙 groups; needs pypinyin)
+    tones: str | None = None  # 格律 of 近体: 平仄, 粘对 and rhyme by 平水韵 ("平水韵") or 中华新韵 ("新韵")
+    tones_strict: bool = False  # with tones: every character by the pattern (no 一三五不论)
     label: str | None = None  # context label (李白, 水调歌头) of a model trained with --labels
     paragraphs: InitVar[int | None] = None  # the old name of num_paragraphs, still taken
 
@@ -55,7 +58,13 @@ class SampleConfig:
             raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
         if self.num_paragraphs is not None and self.num_paragraphs < 1:
             raise ConfigError(f"--num-paragraphs must be at least 1, not {self.num_paragraphs}")
-        if (self.acrostic or self.rhyme) and not self.form:
+        if self.tones is not None and self.tones not in TONE_SYSTEMS:
+            raise ConfigError(f"--tones takes {' or '.join(TONE_SYSTEMS)}, not {self.tones!r}")
+        if self.tones and self.rhyme:
+            raise ConfigError("--tones rhymes by its own system already; leave out --rhyme (the modern 十三辙)")
+        if self.tones_strict and not self.tones:
+            self.tones = "平水韵"
+        if (self.acrostic or self.rhyme or self.tones) and not self.form:
             self.form = "五言绝句" if len(self.acrostic) <= 4 else "五言律诗"
         if self.form and (self.num_paragraphs is not None or self.stop):
             raise ConfigError("--num-paragraphs and --stop do not go with --form: the form decides where the poem ends")

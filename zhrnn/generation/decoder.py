@@ -73,7 +73,8 @@ class Decoder:
         self.form = None
         if cfg.form:
             acrostic = resolve_start(cfg.acrostic, tokenizer, "--acrostic") if cfg.acrostic else ""
-            self.form = Form(tokenizer, cfg.form, acrostic, self.start, rhyme=cfg.rhyme)
+            self.form = Form(tokenizer, cfg.form, acrostic, self.start, rhyme=cfg.rhyme, tones=cfg.tones,
+                             tones_strict=cfg.tones_strict)
             # the form fixes the start text's characters, and the whole poem's length
             self.start = "".join(tokenizer.vocab[s] for s in self.form.slots[: len(self.start)])
         elif cfg.num_paragraphs is not None and tokenizer.marker_id is None:

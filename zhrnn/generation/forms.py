@@ -45,7 +45,8 @@ class Form:
     """A template with the acrostic and start text filled in: one entry per position, either
     None (any Chinese character) or the token id that must stand there."""
 
-    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = "", rhyme: bool = False):
+    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = "", rhyme: bool = False,
+                 tones: str | None = None, tones_strict: bool = False):
         if tokenizer.level != "char":
             raise ConfigError("--form and --acrostic need a char-level model (trained without --level word)")
         template = template_of(form)
@@ -80,6 +81,7 @@ class Form:
             self.rhyme_positions = [i - 1 for i, c in enumerate(chars)
                                     if c == "。" and i > 0 and (chars[i - 1] is None or is_han(chars[i - 1]))]
             self.groups = _rhyme_groups(tuple(tokenizer.vocab))  # (V,)
+        self.meter = _Meter(template, chars, tokenizer, tones == "新韵", tones_strict) if tones else None
 
     def rhyme_allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
         """(V,) bool for a rhyme position given the poem's ids so far; None elsewhere."""
@@ -93,6 +95,13 @@ class Form:
     def __len__(self) -> int:
         return len(self.slots)
 
+    def tones_allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
+        """(V,) bool under --tones for a position the model fills, given the poem's ids so far;
+        None where the form fixes the character (or there are no tones)."""
+        if self.meter is None or self.slots[position] is not None:
+            return None
+        return self.meter.allowed(position, poem)
+
     def allowed(self, position: int) -> torch.Tensor:
         """(V,) bool: the tokens that may stand at this position of the poem."""
         slot = self.slots[position]
@@ -101,6 +110,67 @@ class Form:
         only = torch.zeros_like(self.han)
         only[slot] = True
         return only
+
+
+class _Meter:
+    """--tones: a regulated-verse form's 平仄 and rhyme, as masks over the vocabulary (meter.Scansion)."""
+
+    def __init__(self, template: str, chars: list[str | None], tokenizer: Tokenizer, modern: bool, strict: bool):
+        from . import meter
+
+        # the characters of the poem, in order: where each stands in the template
+        self.han = [i for i, c in enumerate(template) if c == SLOT]
+        lines = [len(m) for m in meter.split_lines(template.replace(SLOT, "字"))]
+        if len(set(lines)) != 1 or lines[0] not in (5, 7) or len(lines) < 4 or len(lines) % 2:
+            raise ConfigError("--tones needs a form of 近体诗: 五言 or 七言 绝句, 律诗 (or 排律, an even number "
+                              "of lines); 词牌 tones are not in open data")
+        self.tokenizer = tokenizer
+        self.tone_ok, self.group_ok, names = _tone_tables(tuple(tokenizer.vocab), modern)  # (V, 2), (V, G)
+        self.group_index = {g: k for k, g in enumerate(names)}
+        # a first rhyme may open only a group the vocabulary can go on in (a poem has up to lines/2 + 1 feet)
+        enough = self.group_ok.sum(0) >= 2 * (len(lines) // 2 + 1)
+        fixed = {k: chars[i] for k, i in enumerate(self.han) if chars[i] is not None}
+        self.scansion = meter.Scansion(lines[0], len(lines), strict, modern, fixed,
+                                       frozenset(g for g, k in self.group_index.items() if enough[k]))
+        if not self.scansion.chains:
+            raise ConfigError("--acrostic (or --start) does not fit any 平仄 pattern of the form; try without --tones-strict")
+        self.vocab = tokenizer.vocab
+
+    def allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
+        """(V,) bool for the character at template position `position`; None: no chain is open."""
+        k = self.han.index(position)
+        chars = "".join(self.vocab[poem[i]] for i in self.han[:k])
+        options = self.scansion.options(chars)
+        if not options:
+            return None
+        out = torch.zeros(self.tone_ok.size(0), dtype=torch.bool)
+        for option in options:
+            ok = torch.zeros_like(out)
+            for t in option.tones:
+                ok |= self.tone_ok[:, 0 if t == "平" else 1]
+            if option.foot:
+                groups = option.groups if option.groups is not None else self.group_index
+                ok &= self.group_ok[:, [self.group_index[g] for g in groups if g in self.group_index]].any(1)
+            out |= ok
+        return out
+
+
+@lru_cache(maxsize=4)
+def _tone_tables(vocab: tuple[str, ...], modern: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(V, 2) bool: each token may be 平, may be 仄 (single Chinese characters the table knows);
+    (V, G) bool: each token may rhyme in each 平声 group; the G group names."""
+    from .tones import PING, ZE, rhyme_groups, tones
+
+    heard = [tones(t, modern) if len(t) == 1 and is_han(t) else frozenset() for t in vocab]
+    rhymes = [rhyme_groups(t, modern) if h else frozenset() for t, h in zip(vocab, heard)]
+    names = sorted(set().union(*rhymes))
+    index = {g: k for k, g in enumerate(names)}
+    tone_ok = torch.tensor([[PING in h, ZE in h] for h in heard], dtype=torch.bool)
+    group_ok = torch.zeros(len(vocab), len(names), dtype=torch.bool)
+    for v, groups in enumerate(rhymes):
+        for g in groups:
+            group_ok[v, index[g]] = True
+    return tone_ok, group_ok, names
 
 
 @lru_cache(maxsize=8)  # masks are per vocabulary: computed once, not at every generate call

@@ -112,6 +112,81 @@ def _line_problems(i: int, text: str, kind: str, strict: bool, modern: bool) -> 
     return out
 
 
+def acceptable(kind: str, length: int, j: int, before: list[frozenset[str]], strict: bool = False) -> frozenset[str]:
+    """The tones a character may have at position j of a line of `kind`, the tones of the line's
+    characters before it given: exactly what _line_problems lets pass, looking ahead where a free
+    character decides a later problem (so a line never reaches a place with no way to end it)."""
+    want = line_pattern(kind, length)[j]
+    if strict or j not in free_positions(length):
+        return frozenset(want)
+    core = length - 5
+    if kind == "B" and j == core + 2 and before[core] == {Z}:
+        return frozenset(P)  # 孤平 unless rescued here
+    if j == length - 3 and line_pattern(kind, length).endswith("平平"):
+        return frozenset(Z)  # 三平尾 otherwise: the last two are 平 by the pattern
+    return frozenset((P, Z))
+
+
+@dataclass(frozen=True)
+class Option:
+    """What the next character may be under one chain still open."""
+    tones: frozenset[str]
+    foot: bool  # a rhyme foot: a 平 character of groups
+    groups: frozenset[str] | None = None  # the 平声 groups the poem's rhyme may still be in; None: any
+
+
+class Scansion:
+    """The 格律 of a poem being written (--tones): given its characters so far, what the next may
+    be. Each of the four chains (by the kind of the first line) stays open while the poem fits it;
+    the next character may be anything that one open chain allows. Every chain is consistent, so a
+    poem written this way passes check() by construction."""
+
+    def __init__(self, length: int, lines: int, strict: bool = False, modern: bool = False,
+                 fixed: dict[int, str] | None = None, groups: frozenset[str] | None = None):
+        if length not in (5, 7) or lines < 4 or lines % 2:
+            raise ValueError("格律 needs 4, 8 or more lines (an even number) of 5 or of 7 characters")
+        self.length, self.lines, self.strict, self.modern = length, lines, strict, modern
+        self.groups = groups  # the groups a first rhyme may open (those the model can go on in); None: any
+        chains = {first: poem_kinds(first, lines) for first in "ABCD"}
+        # a chain whose pattern a fixed character (--acrostic) cannot take is closed from the start
+        self.chains = {first: kinds for first, kinds in chains.items()
+                       if all(self._fits_alone(kinds, i, ch) for i, ch in (fixed or {}).items())}
+
+    def _fits_alone(self, kinds: list[str], i: int, ch: str) -> bool:
+        line, j = divmod(i, self.length)
+        want = line_pattern(kinds[line], self.length)[j]
+        return not self.strict and j in free_positions(self.length) or want in tones(ch, self.modern)
+
+    def _feet(self, kinds: list[str]) -> list[int]:
+        """Character indexes of the rhyme feet."""
+        return [(i + 1) * self.length - 1 for i in range(self.lines) if i % 2 or kinds[i] in "BD"]
+
+    def options(self, chars: str) -> list[Option]:
+        """For the character after chars (the poem's characters so far, no punctuation)."""
+        n = len(chars)
+        if n >= self.length * self.lines:
+            return []
+        out = []
+        heard = [tones(c, self.modern) for c in chars]
+        line, j = divmod(n, self.length)
+        for kinds in self.chains.values():
+            if not all(h & self._acceptable(kinds, i, heard) for i, h in enumerate(heard)):
+                continue
+            feet = self._feet(kinds)
+            shared = self.groups
+            for foot in (f for f in feet if f < n):
+                mine = rhyme_groups(chars[foot], self.modern)
+                shared = mine if shared is None else shared & mine
+            if shared is not None and not shared:
+                continue
+            out.append(Option(self._acceptable(kinds, n, heard), n in feet, shared))
+        return out
+
+    def _acceptable(self, kinds: list[str], i: int, heard: list[frozenset[str]]) -> frozenset[str]:
+        line, j = divmod(i, self.length)
+        return acceptable(kinds[line], self.length, j, heard[line * self.length: i], self.strict)
+
+
 def poems(text: str) -> list[tuple[str | None, str]]:
     """(title or None, poem) for each poem of a text: blocks between blank lines, or one poem per
     line where every line of a block holds four clauses or more (the corpus layout). A block's

@@ -88,6 +88,25 @@ class RhymeMask:
         return logits
 
 
+class ToneMask:
+    """--tones: each stream's next character keeps the 平仄 and rhyme of a regulated-verse pattern
+    that the poem so far still fits (forms.Form.tones_allowed)."""
+
+    def __init__(self, form: Form, start_ids: list[int]):
+        self.form, self.start_ids = form, start_ids
+
+    def __call__(self, logits, streams, step):
+        position = len(self.start_ids) + step
+        if position >= len(self.form):
+            return logits
+        allowed = self.form.allowed(position)
+        for r, stream in enumerate(streams):
+            ok = self.form.tones_allowed(position, self.start_ids + stream.tokens)
+            if ok is not None and (ok & allowed).any():
+                logits[r] = logits[r].masked_fill(~ok.to(logits.device), NEG_INF)
+        return logits
+
+
 class RepetitionPenalty:
     """Divides the probability of a character seen in the last `window` visible tokens by
     `penalty`: unlike CTRL's rule on the sign of a logit, the same for any shift of the logits
@@ -193,6 +212,8 @@ def constraints(dec) -> list:
         out.append(FormMask(dec.form, len(dec.start_ids)))
         if dec.form.rhyme_positions:
             out.append(RhymeMask(dec.form, dec.start_ids))
+        if dec.form.meter is not None:
+            out.append(ToneMask(dec.form, dec.start_ids))
     if cfg.repetition_penalty > 1:
         out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, dec.device))
     if cfg.no_repeat_ngram > 0:
