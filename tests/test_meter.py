@@ -141,6 +141,32 @@ def test_any_poem_the_scansion_allows_passes_the_checker(strict):
         assert report.ok, meter.render(report)
 
 
+def test_fixed_characters_and_rhyme_groups_narrow_the_scansion():
+    import random
+
+    from zhrnn.generation.tones import pingshui
+
+    rng = random.Random(1)
+    pool = sorted(c for c in pingshui() if "\u4e00" <= c <= "\u9fff")[::3]
+    # strict: 仄 to open the first line and 平 the second leave the chains that begin A B or D B
+    scansion = meter.Scansion(5, 4, strict=True, fixed={0: "月", 5: "春"})
+    assert set(scansion.chains) == {"A", "D"}
+    poem = random_poem(scansion, pool, rng)  # (the fixed characters are not forced here, only the chains)
+    assert meter.check(poem, strict=True).ok
+    only = meter.Scansion(5, 4, groups=frozenset({"下平七阳"}))
+    poem = random_poem(only, pool, rng)
+    assert meter.check(poem).ok and meter.check(poem).rhyme_group == "下平七阳"
+    assert meter.Scansion(5, 4, fixed={0: "她"}).chains == {}  # a character without a known tone fits no chain
+
+
+def test_a_character_the_table_lacks_breaks_no_rule():
+    # 她 is not in the 平水韵 table: said once, and counted as either tone (no 孤平 for it)
+    report = meter.check("白日依山尽，入河她海流。欲穷千里目，更上一层楼。")
+    assert report.ok and any(p.kind == "未知字" for line in report.lines for p in line.problems)
+    no_ping = meter.check("白日依山尽，黄河入海月。欲穷千里目，更上一层楼。")  # a 仄 foot: one problem, not two
+    assert problems(no_ping) == [(1, 4, "平仄")]
+
+
 SHIPPED_TANG = pytest.mark.skipif(not (meter.__file__ and __import__("pathlib").Path(__file__).resolve().parents[1]
                                       .joinpath("pretrained", "唐诗.pt").exists()), reason="pretrained/唐诗.pt is not here")
 
@@ -173,3 +199,16 @@ def test_tones_refuse_forms_they_cannot_keep():
         model.generate(form="五言绝句", tones="平水韵", rhyme=True)
     with pytest.raises(ConfigError, match="--tones takes"):
         model.generate(form="五言绝句", tones="古韵")
+    with pytest.raises(ConfigError, match="no tone for 溪"):  # the table lacks it (BENCHMARKS.md)
+        model.generate(form="五言绝句", tones="平水韵", acrostic="溪")
+    with pytest.raises(ConfigError, match="breaks every 平仄 pattern"):
+        model.generate(form="五言绝句", tones="平水韵", start="白日依山尽，入河入海流")  # 孤平 in the start
+
+
+@SHIPPED_TANG
+def test_a_template_that_fixes_characters_keeps_the_pattern_in_place():
+    from zhrnn import api
+
+    model = api.load("唐诗")
+    for text in model.generate_many(3, form="春□□□□，□□□□□。□□□□□，□□□□□。", tones="平水韵", seed=3):
+        assert text.startswith("春") and meter.check(text).ok, text

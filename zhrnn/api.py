@@ -54,7 +54,7 @@ class TextModel:
 
         options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
         top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, num_paragraphs, stop, form,
-        acrostic, rhyme, label. on_text(piece), with num=1, streams the text as it is generated.
+        acrostic, rhyme, tones ("平水韵" or "新韵"), tones_strict, label. on_text(piece), with num=1, streams the text as it is generated.
         """
         cfg = SampleConfig(length=length, **options)
         return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)

@@ -433,23 +433,24 @@ def cmd_check(args) -> int:
     found = meter.poems(text)
     if not found:
         raise CorpusError(f"{args.file}: no poem in it")
-    failed = 0
-    for n, (title, poem) in enumerate(found):
-        if n:
-            print()
-        if title:
-            print(title)
+    failed, refused = 0, []
+    for title, poem in found:
         try:
             report = meter.check(poem, strict=args.strict, modern=args.modern)
         except ValueError as e:
-            print(f"{poem.splitlines()[0][:20]}…  无法检查 / cannot check: {e}")
-            failed += 1
+            refused.append((f"{(title or poem.splitlines()[0])[:20]}…", str(e)))
             continue
-        print(meter.render(report))
+        print(*([title] if title else []), meter.render(report), "", sep="\n")
         failed += not report.ok
+    if len(refused) == len(found):
+        raise CorpusError(f"{args.file}: {refused[0][1]}" if len(found) == 1
+                          else f"{args.file}: no 绝句, 律诗 or 排律 of 五言 or 七言 in it")
+    for where, why in refused:
+        log.warning("%s: cannot check (无法检查): %s", where, why)
+    refused = len(refused)
     if len(found) > 1:
-        print(f"\n{len(found) - failed} / {len(found)} 首合律")
-    return 1 if failed else 0
+        print(f"{len(found) - failed - refused} / {len(found)} 首合律" + (f"（{refused} 首无法检查）" if refused else ""))
+    return 1 if failed or refused else 0
 
 
 def cmd_corpus_inspect(args) -> int:

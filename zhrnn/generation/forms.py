@@ -8,6 +8,7 @@ cipai.json (205 patterns learned from 全宋词 by scripts/learn_cipai.py), or a
 """
 from __future__ import annotations
 
+import itertools
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -117,23 +118,32 @@ class _Meter:
 
     def __init__(self, template: str, chars: list[str | None], tokenizer: Tokenizer, modern: bool, strict: bool):
         from . import meter
+        from .tones import tones
 
-        # the characters of the poem, in order: where each stands in the template
-        self.han = [i for i, c in enumerate(template) if c == SLOT]
+        # the characters of the poem, in order: where each stands in the template (a slot, or a
+        # character the template itself fixes)
+        self.han = [i for i, c in enumerate(template) if c == SLOT or is_han(c)]
         lines = [len(m) for m in meter.split_lines(template.replace(SLOT, "字"))]
         if len(set(lines)) != 1 or lines[0] not in (5, 7) or len(lines) < 4 or len(lines) % 2:
             raise ConfigError("--tones needs a form of 近体诗: 五言 or 七言 绝句, 律诗 (or 排律, an even number "
                               "of lines); 词牌 tones are not in open data")
-        self.tokenizer = tokenizer
         self.tone_ok, self.group_ok, names = _tone_tables(tuple(tokenizer.vocab), modern)  # (V, 2), (V, G)
         self.group_index = {g: k for k, g in enumerate(names)}
         # a first rhyme may open only a group the vocabulary can go on in (a poem has up to lines/2 + 1 feet)
         enough = self.group_ok.sum(0) >= 2 * (len(lines) // 2 + 1)
         fixed = {k: chars[i] for k, i in enumerate(self.han) if chars[i] is not None}
-        self.scansion = meter.Scansion(lines[0], len(lines), strict, modern, fixed,
-                                       frozenset(g for g, k in self.group_index.items() if enough[k]))
-        if not self.scansion.chains:
-            raise ConfigError("--acrostic (or --start) does not fit any 平仄 pattern of the form; try without --tones-strict")
+        unknown = "".join(c for c in fixed.values() if not tones(c, modern))
+        if unknown:
+            raise ConfigError(f"--tones: the rhyme table has no tone for {unknown} (in --start, --acrostic or the form)")
+        groups = frozenset(g for g, k in self.group_index.items() if enough[k])
+        if not groups:
+            raise ConfigError("--tones: the model knows too few characters of any 平声 rhyme group")
+        self.scansion = meter.Scansion(lines[0], len(lines), strict, modern, fixed, groups)
+        # the start text is fixed too: some chain must still be open after it
+        start = "".join(itertools.takewhile(bool, (fixed.get(k, "") for k in range(len(self.han)))))
+        if not self.scansion.chains or len(start) < len(self.han) and not self.scansion.options(start):
+            raise ConfigError("--start or --acrostic breaks every 平仄 pattern of the form"
+                              + ("; try without --tones-strict" if strict else ""))
         self.vocab = tokenizer.vocab
 
     def allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
@@ -148,9 +158,8 @@ class _Meter:
             ok = torch.zeros_like(out)
             for t in option.tones:
                 ok |= self.tone_ok[:, 0 if t == "平" else 1]
-            if option.foot:
-                groups = option.groups if option.groups is not None else self.group_index
-                ok &= self.group_ok[:, [self.group_index[g] for g in groups if g in self.group_index]].any(1)
+            if option.foot:  # the scansion was given the groups, so a foot's are always known
+                ok &= self.group_ok[:, [self.group_index[g] for g in option.groups if g in self.group_index]].any(1)
             out |= ok
         return out
 

@@ -28,10 +28,10 @@ from .tones import PING, ZE, rhyme_groups, tones
 P, Z = PING, ZE
 BASE = {"A": "仄仄平平仄", "B": "平平仄仄平", "C": "平平平仄仄", "D": "仄仄仄平平"}
 OPPOSITE = {"A": "B", "B": "A", "C": "D", "D": "C"}  # 对: the other line of a couplet
-NEXT = {"A": "C", "B": "C", "C": "A", "D": "A"}  # 粘: the next couplet's first line (unrhymed)
-FORMS = {4: "绝句", 8: "律诗"}
+NEXT = {"B": "C", "D": "A"}  # 粘: after a couplet's second line, the next couplet's first (unrhymed)
+FORM_NAMES = {4: "绝句", 6: "小律", 8: "律诗"}  # more lines: 排律
 CLAUSE = re.compile(r"[^，。？！、；：,.?!;:\s]+")
-_ASIDE = re.compile(r"[（(][^）)]*[）)]")
+_ASIDE = re.compile(r"[（(][^）)]*[）)]|[「」『』“”‘’《》〈〉·]")  # notes in brackets, and quotation marks
 _PUNCTUATION = re.compile(r"[，。？！；,.?!;]")
 
 
@@ -53,7 +53,7 @@ def poem_kinds(first: str, lines: int) -> list[str]:
 
 def poem_name(first: str, length: int, lines: int) -> str:
     """e.g. 五言绝句·仄起首句不入韵."""
-    form = FORMS.get(lines, "排律")
+    form = FORM_NAMES.get(lines, "排律")
     second = line_pattern(first, length)[1]
     return f"{'五' if length == 5 else '七'}言{form}·{second}起首句{'入' if first in 'BD' else '不入'}韵"
 
@@ -105,7 +105,7 @@ def _line_problems(i: int, text: str, kind: str, strict: bool, modern: bool) -> 
         return out
     only = [next(iter(g)) if len(g) == 1 else None for g in heard]  # a certain tone, or None
     core = len(text) - 5  # where the 五言 core starts
-    if kind == "B" and only[core] == Z and P not in heard[core + 2]:
+    if kind == "B" and only[core] == Z and heard[core + 2] and P not in heard[core + 2]:
         out.append(Problem(i, core, "孤平", f"犯孤平：第{core + 1}字「{text[core]}」仄，韵脚之外只剩一个平声"))
     if all(t == P for t in only[-3:]):
         out.append(Problem(i, len(text) - 3, "三平尾", "三平尾：末三字都是平声"))
@@ -144,7 +144,7 @@ class Scansion:
     def __init__(self, length: int, lines: int, strict: bool = False, modern: bool = False,
                  fixed: dict[int, str] | None = None, groups: frozenset[str] | None = None):
         if length not in (5, 7) or lines < 4 or lines % 2:
-            raise ValueError("格律 needs 4, 8 or more lines (an even number) of 5 or of 7 characters")
+            raise ValueError("格律 needs an even number of lines, at least 4, of 5 or of 7 characters")
         self.length, self.lines, self.strict, self.modern = length, lines, strict, modern
         self.groups = groups  # the groups a first rhyme may open (those the model can go on in); None: any
         chains = {first: poem_kinds(first, lines) for first in "ABCD"}
@@ -155,7 +155,8 @@ class Scansion:
     def _fits_alone(self, kinds: list[str], i: int, ch: str) -> bool:
         line, j = divmod(i, self.length)
         want = line_pattern(kinds[line], self.length)[j]
-        return not self.strict and j in free_positions(self.length) or want in tones(ch, self.modern)
+        heard = tones(ch, self.modern)
+        return bool(heard) and (not self.strict and j in free_positions(self.length) or want in heard)
 
     def _feet(self, kinds: list[str]) -> list[int]:
         """Character indexes of the rhyme feet."""
@@ -168,7 +169,6 @@ class Scansion:
             return []
         out = []
         heard = [tones(c, self.modern) for c in chars]
-        line, j = divmod(n, self.length)
         for kinds in self.chains.values():
             if not all(h & self._acceptable(kinds, i, heard) for i, h in enumerate(heard)):
                 continue
@@ -222,7 +222,7 @@ def check(poem: str | list[str], strict: bool = False, modern: bool = False) -> 
     if len(lines) < 4 or len(lines) % 2 or len(lengths) != 1 or lengths - {5, 7}:
         shape = "、".join(str(len(t)) for t in lines)
         raise ValueError(f"not a regulated verse: {len(lines)} lines of {shape} characters "
-                         "(need 4, 8 or more, an even number, all of 5 or all of 7)")
+                         "(need an even number of lines, at least 4, all of 5 or all of 7 characters)")
     order = "ACDB" if len(lines[0]) == 5 else "DBAC"
     return min((_assess(lines, first, strict, modern) for first in order), key=lambda r: len(r.problems))
 
@@ -259,7 +259,7 @@ def _assess(lines: list[str], first: str, strict: bool, modern: bool) -> Report:
     group = max(counts, key=lambda name: (counts[name], name in groups[feet.index(1)])) if counts else None
     for i, g in zip(feet, groups):
         c = lines[i][-1]
-        if tones(c, modern) and group not in g:  # (an unknown character is said to be one)
+        if g and group not in g:  # (no 平 reading at all: a 平仄 problem already, or an unknown character)
             have = "、".join(sorted(g)) if g else "仄声"
             results[i].problems.append(Problem(i, length - 1, "出韵", f"出韵：「{c}」是{have}，不在{group}"))
     problems = [p for r in results for p in r.problems if p.kind != "未知字"]

@@ -69,31 +69,14 @@ class FormMask:
         return logits
 
 
-class RhymeMask:
-    """--rhyme: each stream's 韵脚 stay in the group its first one chose (if the form's mask
-    leaves any such character)."""
+class StreamMask:
+    """A mask that depends on what each stream has written: --rhyme (the 韵脚 stay in the group the
+    first one chose) and --tones (the 平仄 and rhyme of a pattern the poem so far still fits). rule
+    is the Form's method giving (V,) bool for a position and the poem's ids, or None; a mask that
+    would leave the form's position empty is not applied."""
 
-    def __init__(self, form: Form, start_ids: list[int]):
-        self.form, self.start_ids = form, start_ids  # a form is char level: one id per position
-
-    def __call__(self, logits, streams, step):
-        position = len(self.start_ids) + step
-        if position >= len(self.form):
-            return logits
-        allowed = self.form.allowed(position)
-        for r, stream in enumerate(streams):
-            rhyming = self.form.rhyme_allowed(position, self.start_ids + stream.tokens)
-            if rhyming is not None and (rhyming & allowed).any():
-                logits[r] = logits[r].masked_fill(~rhyming.to(logits.device), NEG_INF)
-        return logits
-
-
-class ToneMask:
-    """--tones: each stream's next character keeps the 平仄 and rhyme of a regulated-verse pattern
-    that the poem so far still fits (forms.Form.tones_allowed)."""
-
-    def __init__(self, form: Form, start_ids: list[int]):
-        self.form, self.start_ids = form, start_ids
+    def __init__(self, form: Form, start_ids: list[int], rule):
+        self.form, self.start_ids, self.rule = form, start_ids, rule  # a form is char level: one id per position
 
     def __call__(self, logits, streams, step):
         position = len(self.start_ids) + step
@@ -101,7 +84,7 @@ class ToneMask:
             return logits
         allowed = self.form.allowed(position)
         for r, stream in enumerate(streams):
-            ok = self.form.tones_allowed(position, self.start_ids + stream.tokens)
+            ok = self.rule(position, self.start_ids + stream.tokens)
             if ok is not None and (ok & allowed).any():
                 logits[r] = logits[r].masked_fill(~ok.to(logits.device), NEG_INF)
         return logits
@@ -211,9 +194,9 @@ def constraints(dec) -> list:
     if dec.form is not None:  # a form is char level: the start fills one position per id
         out.append(FormMask(dec.form, len(dec.start_ids)))
         if dec.form.rhyme_positions:
-            out.append(RhymeMask(dec.form, dec.start_ids))
+            out.append(StreamMask(dec.form, dec.start_ids, dec.form.rhyme_allowed))
         if dec.form.meter is not None:
-            out.append(ToneMask(dec.form, dec.start_ids))
+            out.append(StreamMask(dec.form, dec.start_ids, dec.form.tones_allowed))
     if cfg.repetition_penalty > 1:
         out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, dec.device))
     if cfg.no_repeat_ngram > 0:
