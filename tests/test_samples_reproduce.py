@@ -1,5 +1,6 @@
 """Every seeded `zhrnn sample` command written in samples/ for a shipped model gives the text
 below it, byte for byte: a change to decoding, rendering or loading that alters output shows here."""
+import importlib.util
 import shlex
 
 import pytest
@@ -8,24 +9,19 @@ from zhrnn.cli import main
 
 from .conftest import REPO
 
+_spec = importlib.util.spec_from_file_location("regenerate", REPO / "samples" / "regenerate.py")
+regenerate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(regenerate)  # samples/ is not a package: the file that writes the samples, loaded by path
+
 SHIPPED_SAMPLES = ("唐诗-预训练.txt", "宋词-预训练.txt")  # the files of shipped models (the others train a model)
 
 
 def seeded_commands():
-    """(file, command, the text under it) for each '# zhrnn sample ... --seed N' of the files."""
+    """(command, the text under it) for each '# zhrnn sample ... --seed N' of the files."""
     for name in SHIPPED_SAMPLES:
-        blocks, command, lines = [], None, []
-        for line in (REPO / "samples" / name).read_text(encoding="utf-8").splitlines():
-            if line.startswith("# "):
-                if command:
-                    blocks.append((command, lines))
-                command, lines = (line[2:] if line.startswith("# zhrnn sample") else None), []
-            elif command:
-                lines.append(line)
-        if command:
-            blocks.append((command, lines))
-        for command, lines in blocks:
-            if "--seed" in command:
+        for comment, lines in regenerate.blocks(REPO / "samples" / name):
+            command = regenerate.command(comment)
+            if command and "--seed" in command:
                 yield pytest.param(command, "\n".join(lines).rstrip("\n"), id=f"{name}: {command[13:]}")
 
 
