@@ -5,6 +5,8 @@ from zhrnn.cli import main
 from zhrnn.generation import meter
 from zhrnn.generation.tones import PING, ZE, rhyme_groups, tones
 
+from .conftest import REPO
+
 登鹳雀楼 = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
 春望 = "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。白頭搔更短，渾欲不勝簪。"
 春望_简 = "国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。烽火连三月，家书抵万金。白头搔更短，浑欲不胜簪。"
@@ -167,8 +169,7 @@ def test_a_character_the_table_lacks_breaks_no_rule():
     assert problems(no_ping) == [(1, 4, "平仄")]
 
 
-SHIPPED_TANG = pytest.mark.skipif(not (meter.__file__ and __import__("pathlib").Path(__file__).resolve().parents[1]
-                                      .joinpath("pretrained", "唐诗.pt").exists()), reason="pretrained/唐诗.pt is not here")
+SHIPPED_TANG = pytest.mark.skipif(not (REPO / "pretrained" / "唐诗.pt").exists(), reason="pretrained/唐诗.pt is not here")
 
 
 @SHIPPED_TANG

@@ -92,30 +92,30 @@ class Report:
 
 
 def _line_problems(i: int, text: str, kind: str, strict: bool, modern: bool) -> list[Problem]:
+    """Each character against acceptable(), the one statement of the rules that --tones masks by too:
+    at a fixed place a 平仄 problem; at a free place the later problem it decides (孤平, 三平尾)."""
     pattern = line_pattern(kind, len(text))
     heard = [tones(c, modern) for c in text]
-    free = () if strict else free_positions(len(text))
+    core = len(text) - 5  # where the 五言 core starts
     out = []
-    for j, (c, want, got) in enumerate(zip(text, pattern, heard)):
+    for j, (c, got) in enumerate(zip(text, heard)):
         if not got:
             out.append(Problem(i, j, "未知字", f"「{c}」不在韵表里，按平仄皆可算"))
-        elif want not in got and j not in free:
-            out.append(Problem(i, j, "平仄", f"第{j + 1}字「{c}」应{want}，是{''.join(sorted(got))}"))
-    if strict:
-        return out
-    only = [next(iter(g)) if len(g) == 1 else None for g in heard]  # a certain tone, or None
-    core = len(text) - 5  # where the 五言 core starts
-    if kind == "B" and only[core] == Z and heard[core + 2] and P not in heard[core + 2]:
-        out.append(Problem(i, core, "孤平", f"犯孤平：第{core + 1}字「{text[core]}」仄，韵脚之外只剩一个平声"))
-    if all(t == P for t in only[-3:]):
-        out.append(Problem(i, len(text) - 3, "三平尾", "三平尾：末三字都是平声"))
+        elif not got & acceptable(kind, len(text), j, heard[:j], strict):
+            if strict or j not in free_positions(len(text)):
+                out.append(Problem(i, j, "平仄", f"第{j + 1}字「{c}」应{pattern[j]}，是{''.join(sorted(got))}"))
+            elif j == core + 2 and kind == "B":
+                out.append(Problem(i, core, "孤平", f"犯孤平：第{core + 1}字「{text[core]}」仄，韵脚之外只剩一个平声"))
+            else:
+                out.append(Problem(i, j, "三平尾", f"三平尾：第{j + 1}字「{c}」平，与末两字连成三平"))
     return out
 
 
 def acceptable(kind: str, length: int, j: int, before: list[frozenset[str]], strict: bool = False) -> frozenset[str]:
     """The tones a character may have at position j of a line of `kind`, the tones of the line's
-    characters before it given: exactly what _line_problems lets pass, looking ahead where a free
-    character decides a later problem (so a line never reaches a place with no way to end it)."""
+    characters before it given. A free character that would decide a later problem is held to what
+    avoids it (孤平 after a 仄 opening of a B line; 三平尾 before a line's last two 平), so that a line
+    written by these rules never reaches a place with no way to end it."""
     want = line_pattern(kind, length)[j]
     if strict or j not in free_positions(length):
         return frozenset(want)
