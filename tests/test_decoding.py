@@ -248,3 +248,78 @@ def test_the_shipped_cipai_table_is_what_the_script_learns(tmp_path):
     subprocess.run([sys.executable, REPO / "scripts" / "learn_cipai.py", songci, "--out", out], check=True,
                    capture_output=True)
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads((REPO / "zhrnn" / "generation" / "cipai.json").read_text(encoding="utf-8"))
+
+
+class Bigram(torch.nn.Module):
+    """A model whose next-token distribution depends on the last token only, given as a table:
+    the most probable line is known exactly."""
+
+    def __init__(self, tokenizer, table: dict[str, dict[str, float]]):
+        super().__init__()
+        logp = torch.full((len(tokenizer), len(tokenizer)), -1e9)
+        for before, after in table.items():
+            for token, p in after.items():
+                logp[tokenizer.index[before], tokenizer.index[token]] = math.log(p)
+        self.register_buffer("logp", logp)
+
+    def forward(self, x, hidden=None):  # x (B, T) -> logits (B, T, V), a dummy state (1, B, 1)
+        return self.logp[x], torch.zeros(1, x.size(0), 1)
+
+
+def test_candidates_keep_the_most_probable_line_where_sampling_and_greedy_do_not():
+    from zhrnn.generation import sample
+    from zhrnn.text.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.build("甲乙丙丁戊，")
+    line_start = {"甲": 0.55, "乙": 0.45}  # greedy takes 甲, but 乙戊 (0.45) beats 甲丙 and 甲丁 (0.275 each)
+    table = {"^": line_start, "，": line_start, "甲": {"丙": 0.5, "丁": 0.5}, "乙": {"戊": 1.0},
+             "丙": {"，": 1.0}, "丁": {"，": 1.0}, "戊": {"，": 1.0}}
+    bigram = Bigram(tok, table)
+    cfg = dict(length=9, no_repeat_ngram=0, temperature=1.0)
+    drawn = sample(bigram, tok, cfg=SampleConfig(**cfg, seed=0), num=32)
+    assert {t[:3] for t in drawn} == {"甲丙，", "甲丁，", "乙戊，"}  # one draw a line: any of the three
+    assert sample(bigram, tok, cfg=SampleConfig(length=9, no_repeat_ngram=0, greedy=True))[0].startswith("甲")
+    chosen = sample(bigram, tok, cfg=SampleConfig(**cfg, seed=0, candidates=32), num=8)
+    assert chosen == ["乙戊，乙戊，乙戊，"] * 8  # each line the best of 32 drafts (all 甲: 0.55**32)
+    pieces = []
+    assert sample(bigram, tok, "乙", SampleConfig(**cfg, seed=1, candidates=32), on_text=pieces.append) == ["乙戊，乙戊，乙戊，"]
+    assert "".join(pieces) == "乙戊，乙戊，乙戊，"
+
+
+def test_candidates_of_unequal_lines_wait_for_each_other():
+    from zhrnn.generation import sample
+    from zhrnn.text.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.build("甲乙丙，")
+    # a short line 甲， (0.5) or a long one 乙丙丙丙， (0.5 * 0.9**3 = 0.36, per token less likely still)
+    line_start = {"甲": 0.5, "乙": 0.5}
+    table = {"^": line_start, "，": line_start, "甲": {"，": 1.0}, "乙": {"丙": 1.0}, "丙": {"丙": 0.1, "，": 0.9}}
+    bigram = Bigram(tok, table)
+    for seed in range(4):
+        text = sample(bigram, tok, cfg=SampleConfig(length=12, no_repeat_ngram=0, temperature=1.0, seed=seed,
+                                                    candidates=16, length_alpha=0.0))[0]
+        # alpha 0: the whole line's probability, so the short one (the last line, cut by --len, may be either)
+        assert re.findall("[^，]+，", text) == ["甲，"] * (text.count("，")) and text.count("，") >= 5, text
+    with pytest.raises(ConfigError, match="--candidates"):
+        SampleConfig(candidates=4, greedy=True)
+    with pytest.raises(ConfigError, match="--candidates"):
+        SampleConfig(candidates=0)
+
+
+def test_interactive_offers_candidate_lines_the_most_probable_first():
+    from zhrnn.text.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.build("甲乙丙丁戊，")
+    line_start = {"甲": 0.55, "乙": 0.45}
+    table = {"^": line_start, "，": line_start, "甲": {"丙": 0.5, "丁": 0.5}, "乙": {"戊": 1.0},
+             "丙": {"，": 1.0}, "丁": {"，": 1.0}, "戊": {"，": 1.0}}
+    stepper = Stepper(Bigram(tok, table), tok, seed=0)
+    lines = stepper.lines(32, temperature=1.0)
+    assert [line.text for line in lines][0] == "乙戊，" and sorted(line.text for line in lines) == ["乙戊，", "甲丁，", "甲丙，"]
+    assert lines[0].score == pytest.approx(math.log(0.45) / 3 ** SampleConfig.length_alpha)
+    assert stepper.text == ""  # offering adds nothing
+    out = io.StringIO()
+    # = offers the lines, 1 takes the best, 9 is no line of the next offer, - undoes the whole line
+    text = interactive(stepper, inp=io.StringIO("=\n1\n=\n9\n=\n2\n-\nq\n"), out=out, lines=32, temperature=1.0)
+    assert "(no line 9)" in out.getvalue() and "乙戊，" in out.getvalue()
+    assert text == "乙戊，"

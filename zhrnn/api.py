@@ -53,7 +53,7 @@ class TextModel:
         """num texts of `length` characters (the start text included), drawn as one batch.
 
         options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
-        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, num_paragraphs, stop, form,
+        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, candidates, num_paragraphs, stop, form,
         acrostic, rhyme, tones ("平水韵" or "新韵"), tones_strict, label. on_text(piece), with num=1, streams the text as it is generated.
         """
         cfg = SampleConfig(length=length, **options)

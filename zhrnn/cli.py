@@ -168,6 +168,9 @@ def _decoding_options(p) -> None:
     d.add_argument("--top-p", type=float, default=S, help="核采样 / nucleus sampling threshold in (0, 1]")
     d.add_argument("--greedy", action="store_true", default=S, help="总选最可能的字 / always the most likely character")
     d.add_argument("--beam", type=int, default=S, help="束搜索宽度 / beam search width (most likely text)")
+    d.add_argument("--candidates", type=int, default=S, metavar="K",
+                   help="每句同时写 K 稿, 留模型认为最通顺的一稿 (如九歌) / draw each line K times in one batch and "
+                        "keep the one the model finds most probable")
     d.add_argument("--repetition-penalty", type=float, default=S,
                    help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
     d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")
@@ -199,6 +202,7 @@ def _interactive_parser(sub) -> None:
     _model_options(p)
     p.add_argument("--start", default="", help="开头 / start text")
     p.add_argument("--top", type=int, default=9, help="显示几个候选 / candidates shown (default 9)")
+    p.add_argument("--lines", type=int, default=5, help="输入 = 时给几句候选整句 / candidate lines offered on = (default 5)")
     p.add_argument("--temperature", type=float, default=0.8, help="续写时的温度 / temperature when continuing")
     p.add_argument("--seed", type=int, default=None, help="随机种子 / random seed")
     p.set_defaults(func=cmd_interactive)
@@ -321,8 +325,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "repetition_penalty", "no_repeat_ngram",
-                  "num_paragraphs", "stop", "form", "acrostic", "rhyme", "tones", "tones_strict", "label"}
+SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "candidates", "repetition_penalty",
+                  "no_repeat_ngram", "num_paragraphs", "stop", "form", "acrostic", "rhyme", "tones", "tones_strict", "label"}
 
 
 def cmd_sample(args) -> int:
@@ -390,7 +394,7 @@ def cmd_interactive(args) -> int:
 
     model = load(args.model, last=args.last)
     text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
-                           candidates=args.top, temperature=args.temperature)
+                           candidates=args.top, temperature=args.temperature, lines=args.lines)
     print(f"\n{text}")
     return 0
 

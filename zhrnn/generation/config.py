@@ -6,6 +6,7 @@ from dataclasses import InitVar, dataclass
 from ..errors import ConfigError
 
 MAX_LENGTH = 1_000_000
+MAX_CANDIDATES = 64  # lines drawn to choose from: each one is a row of the batch
 TONE_SYSTEMS = ("平水韵", "新韵")  # --tones: the 106 groups of Tang and Song verse, or 中华新韵 (modern tones)
 
 
@@ -28,7 +29,8 @@ class SampleConfig:
     repetition_window: int = 32
     no_repeat_ngram: int = 4  # n > 0: never repeat an n-gram (of tokens) within one output; 0: off
     beam: int = 1  # > 1: beam search for the most likely text (ignores temperature/top-k/top-p)
-    length_alpha: float = 0.7  # beam score = log p / tokens**alpha, so long texts are not punished
+    length_alpha: float = 0.7  # beam and candidate score = log p / tokens**alpha, so long texts are not punished
+    candidates: int = 1  # > 1: each line is drawn this many times in one batch and the most probable kept
     num_paragraphs: int | None = None  # stop after this many paragraphs (--num-paragraphs, formerly --paragraphs)
     stop: str | None = None  # stop after this string appears (it is kept)
     form: str | None = None  # 五言绝句, 七言律诗, ... or a template of □ and punctuation
@@ -56,6 +58,10 @@ class SampleConfig:
             raise ConfigError(f"--repetition-penalty must be 1 or more, not {self.repetition_penalty}")
         if self.repetition_window < 1 or self.no_repeat_ngram < 0 or self.beam < 1:
             raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES}, not {self.candidates}")
+        if self.candidates > 1 and (self.greedy or self.beam > 1):
+            raise ConfigError("--candidates draws lines to choose from; with --greedy or --beam every draw is the same")
         if self.num_paragraphs is not None and self.num_paragraphs < 1:
             raise ConfigError(f"--num-paragraphs must be at least 1, not {self.num_paragraphs}")
         if self.tones is not None and self.tones not in TONE_SYSTEMS:

@@ -4,11 +4,13 @@ The hidden state is carried from step to step, so each new character costs one s
 (the prefix is never re-run), and --num N streams run together as one batch. Each step the
 logits pass through the Decoder's processors (decoder.py, processors.py), for sampling, greedy
 decoding and beam search alike:
-    <unk> -> labels -> form -> rhyme -> repetition penalty -> no-repeat n-gram [-> temperature, top-k, top-p]
+    <unk> -> labels -> form -> rhyme / tones -> repetition penalty -> no-repeat n-gram [-> temperature, top-k, top-p]
+With --candidates K each output has K rows that draft its next line side by side (LineChoice).
 """
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -36,6 +38,66 @@ def _select(hidden, index: torch.Tensor):
     return map_hidden(hidden, lambda h: h.index_select(1, index))
 
 
+LINE_MARKS = "，。？！；：、,.?!;:\n"  # a line ends at a clause mark or a line break (as meter.split_lines reads a poem)
+MAX_LINE = 64  # tokens: a line with no mark in this many ends anyway (--candidates)
+
+
+@lru_cache(maxsize=8)  # one per vocabulary
+def line_ends(vocab: tuple[str, ...], marker_id: int | None) -> torch.Tensor:
+    """(V,) bool: the tokens that end a line (--candidates, interactive candidate lines)."""
+    return torch.tensor([i == marker_id or tok[-1:] in LINE_MARKS or "\n" in tok for i, tok in enumerate(vocab)])
+
+
+class LineChoice:
+    """--candidates K: rows k*i .. k*i+K-1 of the batch write K candidates of output i's next line.
+    A row that ends its line waits (its state is held) until the other K-1 have ended theirs, then
+    the line the model finds most probable (log p / tokens**alpha, by the model's own distribution,
+    before masks and temperature) is kept and every row of the group goes on from it."""
+
+    def __init__(self, tokenizer: Tokenizer, k: int, rows: int, alpha: float, device):
+        self.k, self.alpha = k, alpha
+        self.ends = line_ends(tuple(tokenizer.vocab), tokenizer.marker_id).to(device)  # (V,)
+        self.logp = torch.zeros(rows, device=device)  # (N*K,) log p of each row's line so far
+        self.tokens = [0] * rows  # each row's line length so far
+        self.waiting = [False] * rows
+
+    def record(self, logits: torch.Tensor, tokens: torch.Tensor, moved: list[bool], done: list[bool]) -> None:
+        """logits (N*K, V): the model's, from which tokens (N*K,) were drawn; moved: the rows that took theirs."""
+        move = torch.tensor(moved, device=logits.device)
+        logp = logits.float().log_softmax(-1).gather(1, tokens[:, None]).squeeze(1)  # (N*K,)
+        self.logp += torch.where(move, logp, torch.zeros_like(logp))
+        ended = self.ends[tokens].tolist()
+        for row, m in enumerate(moved):
+            if m:
+                self.tokens[row] += 1
+                self.waiting[row] = ended[row] or self.tokens[row] >= MAX_LINE
+            self.waiting[row] = self.waiting[row] or done[row]
+
+    def choose(self) -> list[int] | None:
+        """Where a whole group has ended its line: each row's parent (the best line of its group),
+        counters reset; None when no group has."""
+        parents, chosen = list(range(len(self.waiting))), False
+        scores = (self.logp / torch.tensor(self.tokens, device=self.logp.device).clamp(min=1) ** self.alpha).tolist()
+        for first in range(0, len(parents), self.k):
+            group = range(first, first + self.k)
+            if not all(self.waiting[r] for r in group) or all(self.tokens[r] == 0 for r in group):
+                continue
+            best = max(group, key=lambda r: scores[r])
+            for r in group:
+                parents[r], self.waiting[r], self.tokens[r] = best, False, 0
+                self.logp[r] = 0.0
+            chosen = True
+        return parents if chosen else None
+
+
+def _hold(new, old, keep: torch.Tensor):
+    """The new recurrent state (a tensor (L, B, H) or LSTM's pair), but the old one in the rows
+    where keep (B,) is set."""
+    if isinstance(new, (tuple, list)):
+        return tuple(_hold(n, o, keep) for n, o in zip(new, old))
+    return torch.where(keep[None, :, None], old, new)
+
+
 @torch.inference_mode()
 def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleConfig | None = None,
            num: int = 1, device: torch.device | str = "cpu",
@@ -49,15 +111,18 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
         if num > 1:
             raise ConfigError("--beam finds the one most likely text; it does not go with --num")
         return [beam_search(model, tokenizer, start, cfg, device)]
-    dec = Decoder(tokenizer, start, cfg, num, device)
+    k = cfg.candidates
+    rows = num * k  # output i is row k*i (with --candidates, rows k*i+1 .. are its other drafts)
+    dec = Decoder(tokenizer, start, cfg, rows, device)
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=dec.device)
     generator.seed() if cfg.seed is None else generator.manual_seed(cfg.seed)
+    lines = LineChoice(tokenizer, k, rows, cfg.length_alpha, dec.device) if k > 1 else None
 
-    x = torch.tensor(dec.prime, device=dec.device).repeat(num, 1)  # (N, P)
+    x = torch.tensor(dec.prime, device=dec.device).repeat(rows, 1)  # (N*K, P)
     logits, hidden = model(x)
-    logits = logits[:, -1]  # (N, V)
+    logits = logits[:, -1]  # (N*K, V)
     stream = on_text is not None and num == 1
     sent = 0  # characters streamed so far: the text only grows, and stop rules cut only what is new
 
@@ -77,22 +142,36 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
     while not all(dec.done):
         processed = dec.process(logits, step)
         if cfg.greedy:
-            nxt = processed.argmax(-1)  # (N,)
+            nxt = processed.argmax(-1)  # (N*K,)
         else:
-            nxt = draw(dec.warp(processed, step).softmax(-1), generator)  # (N,)
+            nxt = draw(dec.warp(processed, step).softmax(-1), generator)  # (N*K,)
+        held = lines.waiting.copy() if lines is not None else [False] * rows  # rows whose line is written
+        moved = [not (s.done or h) for s, h in zip(dec.streams, held)]
         for row, token in enumerate(nxt.tolist()):
-            if not dec.streams[row].done:
+            if moved[row]:
                 dec.append(row, token)
-        if stream:
-            flush(final=False)
+        if lines is not None:
+            lines.record(logits, nxt, moved, dec.done)
         step += 1
         if not all(dec.done):  # no forward pass after the last token
-            logits, hidden = model(nxt[:, None], hidden)
-            logits = logits[:, -1]
+            new_logits, new_hidden = model(nxt[:, None], hidden)
+            if any(held):  # a waiting row keeps its state: it has not taken a token
+                keep = torch.tensor(held, device=dec.device)  # (N*K,)
+                logits = torch.where(keep[:, None], logits, new_logits[:, -1])
+                hidden = _hold(new_hidden, hidden, keep)
+            else:
+                logits, hidden = new_logits[:, -1], new_hidden
+        parents = lines.choose() if lines is not None else None
+        if parents is not None:
+            dec.reorder(parents)
+            index = torch.tensor(parents, device=dec.device)
+            logits, hidden = logits.index_select(0, index), _select(hidden, index)
+        if stream and (lines is None or parents is not None):
+            flush(final=False)
     model.train(was_training)
     if stream:
         flush(final=True)
-    return [dec.text(row) for row in range(num)]
+    return [dec.text(row) for row in range(0, rows, k)]
 
 
 @torch.no_grad()

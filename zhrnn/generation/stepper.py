@@ -2,15 +2,24 @@
 zhrnn/interactive.py)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-from ..model import CharRNN
+from ..model import CharRNN, map_hidden
 from ..text.render import render
 from ..text.tokenizer import Tokenizer
-from .config import check_temperature
+from .config import SampleConfig, check_temperature
 from .decoder import resolve_start
 from .processors import NEG_INF
-from .sampling import draw
+from .sampling import MAX_LINE, draw, line_ends
+
+
+class Line(NamedTuple):
+    """A candidate next line (Stepper.lines)."""
+    text: str
+    score: float  # log p / tokens**alpha under the model
+    ids: list[int]
 
 
 class Stepper:
@@ -30,14 +39,49 @@ class Stepper:
 
     @torch.no_grad()
     def _push(self, ids: list[int], hidden, before: list[int], keep: bool = True) -> None:
-        logits, hidden = self.model(torch.tensor(ids, device=self.device)[None], hidden)
-        logits = logits[0, -1].float()
-        logits[[self.tokenizer.unk_id, *self.tokenizer.label_ids]] = NEG_INF  # never offered: <unk>, labels
-        self.states.append((before + ids if keep else before, logits, hidden))
+        logits, hidden = self._step(torch.tensor(ids, device=self.device)[None], hidden)
+        self.states.append((before + ids if keep else before, logits[0], hidden))
+
+    def _step(self, x: torch.Tensor, hidden) -> tuple[torch.Tensor, object]:
+        """x (B, T) -> the next-token logits (B, V) after it, never offering <unk> or a label; the state."""
+        logits, hidden = self.model(x, hidden)
+        logits = logits[:, -1].float()
+        logits[:, [self.tokenizer.unk_id, *self.tokenizer.label_ids]] = NEG_INF
+        return logits, hidden
+
+    @torch.no_grad()
+    def lines(self, k: int, temperature: float = 0.8) -> list[Line]:
+        """Up to k different next lines, drawn as one batch of k and scored as --candidates scores
+        them (log p / tokens**alpha under the model), the most probable first. A line ends at a
+        clause mark or a line break. Nothing is added: take() the one chosen."""
+        check_temperature(temperature)
+        _, logits, hidden = self.states[-1]
+        logits = logits.expand(k, -1)  # (k, V)
+        hidden = map_hidden(hidden, lambda h: h.expand(-1, k, -1).contiguous())  # (L, k, H)
+        ends = line_ends(tuple(self.tokenizer.vocab), self.tokenizer.marker_id).to(self.device)
+        drafts: list[list[int]] = [[] for _ in range(k)]
+        logp = torch.zeros(k, device=self.device)
+        open_ = torch.ones(k, dtype=torch.bool, device=self.device)  # rows still writing their line
+        for _ in range(MAX_LINE):
+            tokens = draw((logits / temperature).softmax(-1), self.generator)  # (k,)
+            logp += torch.where(open_, logits.log_softmax(-1).gather(1, tokens[:, None]).squeeze(1), 0.0)
+            for row in open_.nonzero().flatten().tolist():
+                drafts[row].append(int(tokens[row]))
+            open_ &= ~ends[tokens]
+            if not open_.any():
+                break
+            logits, hidden = self._step(tokens[:, None], hidden)
+        alpha = SampleConfig.length_alpha
+        found = {tuple(ids): Line(render(self.tokenizer.decode(ids), self.tokenizer.marker), total / len(ids) ** alpha, ids)
+                 for ids, total in zip(drafts, logp.tolist())}
+        return sorted(found.values(), key=lambda line: -line.score)
 
     def feed(self, text: str) -> None:
         """Append text (refused with VocabularyError if the model cannot read it)."""
-        tokens = self.tokenizer.encode(resolve_start(text, self.tokenizer, "text")).tolist()
+        self.take(self.tokenizer.encode(resolve_start(text, self.tokenizer, "text")).tolist())
+
+    def take(self, tokens: list[int]) -> None:
+        """Append tokens (a candidate line's ids) as one action."""
         self.actions.append(len(self.states))
         for token in tokens:
             ids, _, hidden = self.states[-1]
