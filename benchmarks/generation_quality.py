@@ -9,6 +9,12 @@ training text (mean and max, line breaks included), 五言绝句 compliance: the
 whose first paragraph is exactly a 5x4 quatrain with ，。 in place, and the share of clauses
 (between punctuation) that are 5 or 7 characters long. Form rows are 24-character
 poems: compare their distinct-n with each other, not with the 100-character rows.
+
+A second table (--meter, or --only-meter for it alone) is 格律: 五言绝句 and 七言律诗 by the form
+alone, with --tones, and with --tones and 4 (the default) or 8 candidate lines, the same seeds: the share that passes
+`zhrnn check` whole, its 平仄 rules alone (平仄, 孤平, 三平尾, 失粘, 失对) and its rhyme alone (出韵, 重韵), the model's own bits per character of its output
+(the fluency cost of the constraint), the mean of each poem's least likely line (a junk line shows
+here first), distinct-1/2 and the copied span.
 """
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zhrnn  # noqa: E402
+from zhrnn.generation import meter  # noqa: E402
+from zhrnn.generation.score import score_text  # noqa: E402
 from zhrnn.text.pipeline import CorpusConfig, load_corpus  # noqa: E402
 from zhrnn.text.render import render  # noqa: E402
 
@@ -83,6 +91,49 @@ def measure(texts: list[str], corpus: str, form: bool = False) -> dict:
     }
 
 
+METER_SETTINGS = {
+    "--tones off --candidates 1 (the form only)": dict(tones=None, candidates=1),
+    "--tones --candidates 1": dict(tones="平水韵", candidates=1),
+    "--tones --candidates 4 (the defaults)": dict(),
+    "--tones --candidates 8": dict(candidates=8),
+}
+TONAL = {"平仄", "孤平", "三平尾", "失粘", "失对"}
+
+
+def line_bits(model, text: str) -> list[float]:
+    """Bits per character of each line of a poem, as the model reads the whole poem."""
+    score = score_text(model.model, model.tokenizer, text, model.info["corpus_config"])
+    out, bits, chars = [], 0.0, 0
+    for piece, b in zip(score.pieces, score.bits):
+        if not piece.strip() or piece == model.tokenizer.marker:
+            continue  # line breaks and paragraph markers: the poem's layout, not a line's words
+        bits, chars = bits + b, chars + 1
+        if piece and piece[-1] in "，。？！；":
+            out.append(bits / chars)
+            bits, chars = 0.0, 0
+    return out
+
+
+def meter_table(model, corpus: str, num: int) -> None:
+    header = ["form", "setting", "pass zhrnn check", "平仄 rules", "rhyme", "model bits/char", "worst line", "distinct-1",
+              "distinct-2", "copied mean", "copied max", "s"]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for form in ("五言绝句", "七言律诗"):
+        for name, options in METER_SETTINGS.items():
+            begin = time.perf_counter()
+            texts = model.generate_many(num, form=form, seed=0, **options)
+            seconds = time.perf_counter() - begin
+            reports = [meter.check(t) for t in texts]
+            kinds = [{p.kind for p in r.problems} for r in reports]
+            scored = [score_text(model.model, model.tokenizer, t, model.info["corpus_config"]) for t in texts]
+            bpc = sum(sum(s.bits) for s in scored) / sum(s.chars for s in scored)
+            worst = statistics.mean(max(line_bits(model, t)) for t in texts)
+            m = measure(texts, corpus, form=True)
+            print(f"| {form} | {name} | {sum(r.ok for r in reports)}/{num} | {sum(not k & TONAL for k in kinds)}/{num} | "
+                  f"{sum(not k & {'出韵', '重韵'} for k in kinds)}/{num} | {bpc:.3f} | {worst:.2f} | {m['distinct-1']:.3f} | "
+                  f"{m['distinct-2']:.3f} | {m['copied mean']:.1f} | {m['copied max']} | {seconds:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -90,6 +141,8 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=96)
     ap.add_argument("--len", type=int, default=100)
     ap.add_argument("--only", action="append", help="only this setting (repeatable), e.g. 'defaults (t=0.8, no-repeat-4)'")
+    ap.add_argument("--meter", action="store_true", help="add the 格律 table (五言绝句 and 七言律诗, with and without --tones)")
+    ap.add_argument("--only-meter", action="store_true", help="the 格律 table alone")
     args = ap.parse_args()
     model = zhrnn.load(args.model)
     marked = load_corpus(args.corpus, CorpusConfig(**model.info["corpus_config"]))
@@ -99,6 +152,8 @@ def main() -> None:
     print(f"model {args.model} (step {model.info['step']}, val {'-' if val is None else f'{val:.3f}'} bits per text "
           f"character); "
           f"{args.num} texts of {args.len} characters per setting, starts cycled from {STARTS}")
+    if args.only_meter:
+        return meter_table(model, corpus, args.num)
     header = ["setting", "distinct-1", "distinct-2", "repeated-4-gram", "copied mean", "copied max", "五言绝句",
               "clauses of 5 or 7", "s"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
@@ -120,14 +175,17 @@ def main() -> None:
             else:
                 texts += model.generate_many(per_start, start, args.len, seed=k, **options)
         row(name, texts, time.perf_counter() - begin)
-    for name, options in {"plain t=1.0, --form 五言绝句": dict(temperature=1.0, repetition_penalty=1.0, no_repeat_ngram=0),
-                          "defaults (t=0.8, no-repeat-4), --form 五言绝句": dict()}.items():
+    for name, options in {"plain t=1.0, --form 五言绝句": dict(temperature=1.0, repetition_penalty=1.0, no_repeat_ngram=0,
+                                                           tones=None, candidates=1),
+                          "defaults (t=0.8, no-repeat-4, --tones, --candidates 4), --form 五言绝句": dict()}.items():
         if args.only and name not in args.only:
             continue
         begin, texts = time.perf_counter(), []
         for k, start in enumerate(STARTS):
             texts += model.generate_many(max(1, args.num // len(STARTS)), start, seed=k, form="五言绝句", **options)
         row(name, texts, time.perf_counter() - begin, form=True)
+    if args.meter:
+        meter_table(model, corpus, args.num)
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ class TextModel:
         """num texts of `length` characters (the start text included), drawn as one batch.
 
         options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
-        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, candidates, num_paragraphs, stop, form,
-        acrostic, rhyme, tones ("平水韵" or "新韵"), tones_strict, label. on_text(piece), with num=1, streams the text as it is generated.
+        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, candidates (default 4 with a
+        form, else 1), num_paragraphs, stop, form, acrostic, rhyme, tones ("平水韵", "新韵" or "off";
+        平水韵 by default for the four 近体 forms), tones_strict, label. on_text(piece), with num=1,
+        streams the text as it is generated.
         """
         cfg = SampleConfig(length=length, **options)
         return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)

@@ -129,9 +129,10 @@ def _sample_parser(sub) -> None:
     f.add_argument("--acrostic", default=S, help="藏头诗: 每句开头的字, 如 春夏秋冬 / first character of each line")
     f.add_argument("--rhyme", action="store_true", default=S,
                    help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
-    f.add_argument("--tones", nargs="?", const="平水韵", default=S, metavar="平水韵|新韵",
-                   help="格律: 绝句律诗守平仄、粘对, 按平水韵 (默认) 或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾 / "
-                        "regulated verse: 平仄, 粘对 and a 平-tone rhyme by 平水韵 (default) or 中华新韵")
+    f.add_argument("--tones", nargs="?", const="平水韵", default=S, metavar="平水韵|新韵|off",
+                   help="格律: 绝句律诗守平仄、粘对, 按平水韵或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾; 四种近体诗默认按平水韵, "
+                        "off 关闭 / regulated verse: 平仄, 粘对 and a 平-tone rhyme by 平水韵 or 中华新韵; on (平水韵) "
+                        "by default for the four 近体 forms, off turns it off")
     f.add_argument("--tones-strict", action="store_true", default=S,
                    help="格律从严: 每个字都按谱 / every character by the pattern (no 一三五不论)")
     p.set_defaults(func=cmd_sample)
@@ -169,8 +170,8 @@ def _decoding_options(p) -> None:
     d.add_argument("--greedy", action="store_true", default=S, help="总选最可能的字 / always the most likely character")
     d.add_argument("--beam", type=int, default=S, help="束搜索宽度 / beam search width (most likely text)")
     d.add_argument("--candidates", type=int, default=S, metavar="K",
-                   help="每句同时写 K 稿, 留模型认为最通顺的一稿 (如九歌) / draw each line K times in one batch and "
-                        "keep the one the model finds most probable")
+                   help="每句同时写 K 稿, 留模型认为最通顺的一稿 (如九歌; --form 默认 4, 其余默认 1) / draw each line K "
+                        "times in one batch and keep the one the model finds most probable (default 4 with --form, else 1)")
     d.add_argument("--repetition-penalty", type=float, default=S,
                    help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
     d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")
@@ -221,10 +222,10 @@ def _export_parser(sub) -> None:
 
 def _check_parser(sub) -> None:
     p = sub.add_parser("check", help="格律检查 / check the 平仄, 粘对 and rhyme of regulated verse",
-                       description="五言、七言的绝句、律诗与排律：每句合哪种平仄、哪个字错、失粘失对、孤平、三平尾、出韵。"
+                       description="五言、七言的绝句、律诗与排律：每句合哪种平仄、哪个字错、失粘失对、孤平、三平尾、出韵、重韵。"
                                    "诗之间空一行，或一行一首；繁简皆可。全部合律时退出码为 0，否则为 1 / "
                                    "五言 and 七言 绝句, 律诗 and 排律: the pattern of each line, each wrong character, "
-                                   "失粘 / 失对, 孤平, 三平尾 and 出韵. Poems are separated by blank lines, or one a line; "
+                                   "失粘 / 失对, 孤平, 三平尾, 出韵 and 重韵. Poems are separated by blank lines, or one a line; "
                                    "either script. Exit status 0 when every poem keeps the rules, 1 otherwise")
     p.add_argument("file", help="诗的文本文件, - 为标准输入 / a text file of poems, - for standard input")
     p.add_argument("--strict", action="store_true",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import torch
 from ..errors import ConfigError
 from ..text.script import is_han
 from ..text.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 SLOT = "□"
 FORMS = {
@@ -48,6 +51,7 @@ class Form:
 
     def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = "", rhyme: bool = False,
                  tones: str | None = None, tones_strict: bool = False):
+        # tones: "平水韵" or "新韵"; "auto" (the default for 近体 forms): 平水韵 where it can be kept
         if tokenizer.level != "char":
             raise ConfigError("--form and --acrostic need a char-level model (trained without --level word)")
         template = template_of(form)
@@ -82,7 +86,14 @@ class Form:
             self.rhyme_positions = [i - 1 for i, c in enumerate(chars)
                                     if c == "。" and i > 0 and (chars[i - 1] is None or is_han(chars[i - 1]))]
             self.groups = _rhyme_groups(tuple(tokenizer.vocab))  # (V,)
-        self.meter = _Meter(template, chars, tokenizer, tones == "新韵", tones_strict) if tones else None
+        self.meter = None
+        if tones:
+            try:
+                self.meter = _Meter(template, chars, tokenizer, tones == "新韵", tones_strict)
+            except ConfigError as e:
+                if tones != "auto":
+                    raise
+                log.info("格律 off for this poem (%s)", e)  # asked for by default only: the form alone, as before
 
     def rhyme_allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
         """(V,) bool for a rhyme position given the poem's ids so far; None elsewhere."""
@@ -144,7 +155,7 @@ class _Meter:
         if not self.scansion.chains or len(start) < len(self.han) and not self.scansion.options(start):
             raise ConfigError("--start or --acrostic breaks every 平仄 pattern of the form"
                               + ("; try without --tones-strict" if strict else ""))
-        self.vocab = tokenizer.vocab
+        self.vocab, self.index = tokenizer.vocab, tokenizer.index
 
     def allowed(self, position: int, poem: list[int]) -> torch.Tensor | None:
         """(V,) bool for the character at template position `position`; None: no chain is open."""
@@ -160,6 +171,7 @@ class _Meter:
                 ok |= self.tone_ok[:, 0 if t == "平" else 1]
             if option.foot:  # the scansion was given the groups, so a foot's are always known
                 ok &= self.group_ok[:, [self.group_index[g] for g in option.groups if g in self.group_index]].any(1)
+                ok[[self.index[c] for c in option.rhymed if c in self.index]] = False  # no 重韵
             out |= ok
         return out
 

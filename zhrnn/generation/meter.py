@@ -9,8 +9,8 @@ The four 律句 of 五言 (七言 puts two syllables of the opposite tone in fro
 
 A poem is a chain of couplets. Within a couplet the lines are opposite (对: A with B, C with D);
 the first line of the next couplet has the second character of the line before it (粘). Even
-lines end in 平 and rhyme, from one 平声 group; odd lines end in 仄, except that the first line may
-rhyme too (首句入韵: D or B in place of A or C). So the first line decides the poem: 仄起 or 平起
+lines end in 平 and rhyme, from one 平声 group and never twice on one character (重韵); odd lines end
+in 仄, except that the first line may rhyme too (首句入韵: D or B in place of A or C). So the first line decides the poem: 仄起 or 平起
 by its second character, 首句入韵 or not by its last.
 
 Strictness: by default the first and third characters of 五言 (first, third and fifth of 七言) are
@@ -67,7 +67,7 @@ def free_positions(length: int) -> tuple[int, ...]:
 class Problem:
     line: int  # 0-based
     position: int | None  # 0-based character, None for a whole-line problem
-    kind: str  # 平仄, 孤平, 三平尾, 失对, 失粘, 出韵, 未知字
+    kind: str  # 平仄, 孤平, 三平尾, 失对, 失粘, 出韵, 重韵, 未知字
     message: str
 
 
@@ -133,6 +133,7 @@ class Option:
     tones: frozenset[str]
     foot: bool  # a rhyme foot: a 平 character of groups
     groups: frozenset[str] | None = None  # the 平声 groups the poem's rhyme may still be in; None: any
+    rhymed: frozenset[str] = frozenset()  # a foot's characters so far: a foot may not repeat one (重韵)
 
 
 class Scansion:
@@ -179,7 +180,8 @@ class Scansion:
                 shared = mine if shared is None else shared & mine
             if shared is not None and not shared:
                 continue
-            out.append(Option(self._acceptable(kinds, n, heard), n in feet, shared))
+            out.append(Option(self._acceptable(kinds, n, heard), n in feet, shared,
+                              frozenset(chars[f] for f in feet if f < n)))
         return out
 
     def _acceptable(self, kinds: list[str], i: int, heard: list[frozenset[str]]) -> frozenset[str]:
@@ -262,6 +264,10 @@ def _assess(lines: list[str], first: str, strict: bool, modern: bool) -> Report:
         if g and group not in g:  # (no 平 reading at all: a 平仄 problem already, or an unknown character)
             have = "、".join(sorted(g)) if g else "仄声"
             results[i].problems.append(Problem(i, length - 1, "出韵", f"出韵：「{c}」是{have}，不在{group}"))
+    for k, i in enumerate(feet):  # the same character twice as a rhyme
+        earlier = [j for j in feet[:k] if lines[j][-1] == lines[i][-1]]
+        if earlier:
+            results[i].problems.append(Problem(i, length - 1, "重韵", f"重韵：「{lines[i][-1]}」第{earlier[0] + 1}句已押过"))
     problems = [p for r in results for p in r.problems if p.kind != "未知字"]
     return Report(poem_name(first, length, len(lines)), results, group, problems)
 
