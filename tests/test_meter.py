@@ -242,3 +242,27 @@ def test_a_rhyme_character_used_twice_is_reported_and_never_written():
     scansion = meter.Scansion(5, 4)
     foot = [o for o in scansion.options("白日依山尽黄河入海流欲穷千里目更上一层") if o.foot]
     assert foot and all(o.rhymed == frozenset("流") for o in foot)
+
+
+@SHIPPED_TANG
+def test_regulated_verse_keeps_its_rules_in_both_scripts():
+    from zhrnn import api
+    from zhrnn.generation import SampleConfig, sample
+    from zhrnn.text import script
+    from zhrnn.text.tokenizer import Tokenizer
+
+    model = api.load("唐诗")
+    # written in Simplified and converted: the masks write by the readings both forms share (叹/嘆, 台/臺)
+    for text in model.generate_many(12, form="七言律诗", seed=3):
+        assert meter.check(text).ok and meter.check(script.convert(text, "s2t")).ok, text
+    # the same network writing Traditional: each of its characters named by its Traditional form
+    d, used = model.tokenizer.to_dict(), set(model.tokenizer.vocab)
+    vocab = []
+    for tok in d["vocab"]:
+        trad = script.convert(tok, "s2t") if len(tok) == 1 else tok
+        vocab.append(trad if trad not in used else tok)
+        used.add(vocab[-1])
+    traditional = Tokenizer.from_dict({**d, "vocab": vocab})
+    for text in sample(model.model, traditional, "", SampleConfig(form="五言律诗", seed=4), num=6):
+        assert script.detect_script(text) != script.SIMPLIFIED and meter.check(text).ok, text
+        assert meter.check(script.convert(text, "t2s")).ok, text

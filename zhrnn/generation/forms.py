@@ -143,13 +143,13 @@ class _Meter:
         # a first rhyme may open only a group the vocabulary can go on in (a poem has up to lines/2 + 1 feet)
         enough = self.group_ok.sum(0) >= 2 * (len(lines) // 2 + 1)
         fixed = {k: chars[i] for k, i in enumerate(self.han) if chars[i] is not None}
-        unknown = "".join(c for c in fixed.values() if not tones(c, modern))
+        unknown = "".join(c for c in fixed.values() if not tones(c, modern, safe=True))
         if unknown:
             raise ConfigError(f"--tones: the rhyme table has no tone for {unknown} (in --start, --acrostic or the form)")
         groups = frozenset(g for g, k in self.group_index.items() if enough[k])
         if not groups:
             raise ConfigError("--tones: the model knows too few characters of any 平声 rhyme group")
-        self.scansion = meter.Scansion(lines[0], len(lines), strict, modern, fixed, groups)
+        self.scansion = meter.Scansion(lines[0], len(lines), strict, modern, fixed, groups, safe=True)
         # the start text is fixed too: some chain must still be open after it
         start = "".join(itertools.takewhile(bool, (fixed.get(k, "") for k in range(len(self.han)))))
         if not self.scansion.chains or len(start) < len(self.han) and not self.scansion.options(start):
@@ -182,8 +182,9 @@ def _tone_tables(vocab: tuple[str, ...], modern: bool) -> tuple[torch.Tensor, to
     (V, G) bool: each token may rhyme in each 平声 group; the G group names."""
     from .tones import PING, ZE, rhyme_groups, tones
 
-    heard = [tones(t, modern) if len(t) == 1 and is_han(t) else frozenset() for t in vocab]
-    rhymes = [rhyme_groups(t, modern) if h else frozenset() for t, h in zip(vocab, heard)]
+    # by the readings both scripts share: a poem stays regulated under --convert
+    heard = [tones(t, modern, safe=True) if len(t) == 1 and is_han(t) else frozenset() for t in vocab]
+    rhymes = [rhyme_groups(t, modern, safe=True) if h else frozenset() for t, h in zip(vocab, heard)]
     names = sorted(set().union(*rhymes))
     index = {g: k for k, g in enumerate(names)}
     tone_ok = torch.tensor([[PING in h, ZE in h] for h in heard], dtype=torch.bool)

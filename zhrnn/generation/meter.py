@@ -143,10 +143,11 @@ class Scansion:
     poem written this way passes check() by construction."""
 
     def __init__(self, length: int, lines: int, strict: bool = False, modern: bool = False,
-                 fixed: dict[int, str] | None = None, groups: frozenset[str] | None = None):
+                 fixed: dict[int, str] | None = None, groups: frozenset[str] | None = None, safe: bool = False):
         if length not in (5, 7) or lines < 4 or lines % 2:
             raise ValueError("格律 needs an even number of lines, at least 4, of 5 or of 7 characters")
         self.length, self.lines, self.strict, self.modern = length, lines, strict, modern
+        self.safe = safe  # read characters by the readings both scripts share (tones.script_safe)
         self.groups = groups  # the groups a first rhyme may open (those the model can go on in); None: any
         chains = {first: poem_kinds(first, lines) for first in "ABCD"}
         # a chain whose pattern a fixed character (--acrostic) cannot take is closed from the start
@@ -156,7 +157,7 @@ class Scansion:
     def _fits_alone(self, kinds: list[str], i: int, ch: str) -> bool:
         line, j = divmod(i, self.length)
         want = line_pattern(kinds[line], self.length)[j]
-        heard = tones(ch, self.modern)
+        heard = tones(ch, self.modern, self.safe)
         return bool(heard) and (not self.strict and j in free_positions(self.length) or want in heard)
 
     def _feet(self, kinds: list[str]) -> list[int]:
@@ -169,14 +170,14 @@ class Scansion:
         if n >= self.length * self.lines:
             return []
         out = []
-        heard = [tones(c, self.modern) for c in chars]
+        heard = [tones(c, self.modern, self.safe) for c in chars]
         for kinds in self.chains.values():
             if not all(h & self._acceptable(kinds, i, heard) for i, h in enumerate(heard)):
                 continue
             feet = self._feet(kinds)
             shared = self.groups
             for foot in (f for f in feet if f < n):
-                mine = rhyme_groups(chars[foot], self.modern)
+                mine = rhyme_groups(chars[foot], self.modern, self.safe)
                 shared = mine if shared is None else shared & mine
             if shared is not None and not shared:
                 continue

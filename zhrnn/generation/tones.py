@@ -105,14 +105,29 @@ def readings(ch: str, modern: bool = False) -> frozenset[Reading]:
     return _new_readings(ch) if modern else pingshui().get(ch, frozenset())
 
 
-def tones(ch: str, modern: bool = False) -> frozenset[str]:
-    """{平}, {仄}, both (a character with readings of each), or empty (unknown)."""
-    return frozenset(r.tone for r in readings(ch, modern))
+@lru_cache(maxsize=None)
+def script_safe(ch: str, modern: bool = False) -> frozenset[Reading]:
+    """The readings of ch that its form in the other script shares (OpenCC s2t and t2s of the
+    character alone, where the table knows it): what --tones writes by, so that a poem keeps its
+    格律 under --convert. 叹 may be 仄, but 嘆, which s2t writes for it, is 平 only in the table;
+    台 rhymes in 四支 and 十灰, 臺 in 十灰 only."""
+    from ..text import script
+
+    out = readings(ch, modern)
+    for other in {script.convert(ch, "s2t"), script.convert(ch, "t2s")} - {ch}:
+        out &= readings(other, modern) or out
+    return out
 
 
-def rhyme_groups(ch: str, modern: bool = False) -> frozenset[str]:
+def tones(ch: str, modern: bool = False, safe: bool = False) -> frozenset[str]:
+    """{平}, {仄}, both (a character with readings of each), or empty (unknown). safe: by the
+    readings both scripts share (script_safe)."""
+    return frozenset(r.tone for r in (script_safe if safe else readings)(ch, modern))
+
+
+def rhyme_groups(ch: str, modern: bool = False, safe: bool = False) -> frozenset[str]:
     """The 平声 rhyme groups a character can rhyme in (regulated verse rhymes on 平 only)."""
-    return frozenset(r.group for r in readings(ch, modern) if r.tone == PING)
+    return frozenset(r.group for r in (script_safe if safe else readings)(ch, modern) if r.tone == PING)
 
 
 def build_table(source: Path, out: Path = TABLE) -> None:
