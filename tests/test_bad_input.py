@@ -119,6 +119,11 @@ SAMPLE = [
     (lambda f: ["--top-k", "0"], "--top-k"),
     (lambda f: ["--num", "0"], "--num"),
     (lambda f: ["--convert", "x2y"], "OpenCC"),
+    (lambda f: ["--candidates", "0"], "--candidates"),
+    (lambda f: ["--candidates", "1000"], "--candidates"),
+    (lambda f: ["--candidates", "4", "--greedy"], "--candidates"),
+    (lambda f: ["--form", "五言绝句", "--tones", "古韵"], "--tones"),
+    (lambda f: ["--form", "□□□，□□□。", "--tones"], "近体"),
 ]
 MODELS = [
     (lambda f: f["dir"] / "missing.pt", "no checkpoint"),

@@ -266,3 +266,40 @@ def test_regulated_verse_keeps_its_rules_in_both_scripts():
     for text in sample(model.model, traditional, "", SampleConfig(form="五言律诗", seed=4), num=6):
         assert script.detect_script(text) != script.SIMPLIFIED and meter.check(text).ok, text
         assert meter.check(script.convert(text, "t2s")).ok, text
+
+
+@SHIPPED_TANG
+def test_the_masks_never_leave_a_step_without_a_character(monkeypatch):
+    import torch
+
+    from zhrnn import api
+    from zhrnn.generation.decoder import Decoder
+
+    process = Decoder.process
+    steps = []
+
+    def checked(self, logits, step):
+        out = process(self, logits, step)
+        steps.append(bool(torch.isfinite(out).any(-1).all()))
+        return out
+
+    monkeypatch.setattr(Decoder, "process", checked)
+    model = api.load("唐诗")
+    cases = [dict(form="七言律诗", temperature=3.0), dict(form="五言律诗", tones_strict=True, temperature=2.0),
+             dict(form="七言绝句", acrostic="春夏秋冬", start="春风"), dict(form="五言绝句", tones="新韵"),
+             dict(form="春□□□□，□□□□□。□□□□□，□□□□□。", tones="平水韵", candidates=8)]
+    for options in cases:
+        texts = model.generate_many(8, seed=7, **options)
+        modern = options.get("tones") == "新韵"
+        assert all(meter.check(t, strict=options.get("tones_strict", False), modern=modern).ok for t in texts), options
+    assert steps and all(steps)
+
+
+def test_a_labelled_model_keeps_the_rules_under_its_label():
+    from zhrnn import api
+
+    if not (REPO / "pretrained" / "宋词.pt").exists():
+        pytest.skip("pretrained/宋词.pt is not here")
+    model = api.load("宋词")  # labels are 词牌: 鹧鸪天 is written in lines of seven
+    for text in model.generate_many(4, form="七言绝句", label="鹧鸪天", seed=0):
+        assert meter.check(text).ok, text
