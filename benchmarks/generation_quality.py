@@ -100,15 +100,15 @@ METER_SETTINGS = {
 TONAL = {"平仄", "孤平", "三平尾", "失粘", "失对"}
 
 
-def line_bits(model, text: str) -> list[float]:
-    """Bits per character of each line of a poem, as the model reads the whole poem."""
-    score = score_text(model.model, model.tokenizer, text, model.info["corpus_config"])
+def line_bits(score, marker: str) -> list[float]:
+    """Bits per character of each line of a scored poem (the line's characters and its closing
+    mark), as the model read the whole poem."""
     out, bits, chars = [], 0.0, 0
     for piece, b in zip(score.pieces, score.bits):
-        if not piece.strip() or piece == model.tokenizer.marker:
+        if not piece.strip() or piece == marker:
             continue  # line breaks and paragraph markers: the poem's layout, not a line's words
         bits, chars = bits + b, chars + 1
-        if piece and piece[-1] in "，。？！；":
+        if piece[-1] in "，。？！；":
             out.append(bits / chars)
             bits, chars = 0.0, 0
     return out
@@ -127,7 +127,7 @@ def meter_table(model, corpus: str, num: int) -> None:
             kinds = [{p.kind for p in r.problems} for r in reports]
             scored = [score_text(model.model, model.tokenizer, t, model.info["corpus_config"]) for t in texts]
             bpc = sum(sum(s.bits) for s in scored) / sum(s.chars for s in scored)
-            worst = statistics.mean(max(line_bits(model, t)) for t in texts)
+            worst = statistics.mean(max(line_bits(score, model.tokenizer.marker)) for score in scored)
             m = measure(texts, corpus, form=True)
             print(f"| {form} | {name} | {sum(r.ok for r in reports)}/{num} | {sum(not k & TONAL for k in kinds)}/{num} | "
                   f"{sum(not k & {'出韵', '重韵'} for k in kinds)}/{num} | {bpc:.3f} | {worst:.2f} | {m['distinct-1']:.3f} | "

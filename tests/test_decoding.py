@@ -323,3 +323,13 @@ def test_interactive_offers_candidate_lines_the_most_probable_first():
     text = interactive(stepper, inp=io.StringIO("=\n1\n=\n9\n=\n2\n-\nq\n"), out=out, lines=32, temperature=1.0)
     assert "(no line 9)" in out.getvalue() and "乙戊，" in out.getvalue()
     assert text == "乙戊，"
+
+
+def test_a_temperature_list_follows_each_streams_own_position():
+    from types import SimpleNamespace
+
+    from zhrnn.generation.processors import Temperature
+
+    streams = [SimpleNamespace(tokens=[1, 2]), SimpleNamespace(tokens=[1])]  # a --candidates row waited a step
+    out = Temperature((0.5, 2.0))(torch.ones(2, 3), streams, 2)
+    assert out[0, 0] == 2.0 and out[1, 0] == 0.5

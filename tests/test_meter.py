@@ -218,6 +218,7 @@ def test_a_template_that_fixes_characters_keeps_the_pattern_in_place():
 @SHIPPED_TANG
 def test_tones_are_on_by_default_for_jinti_forms_and_give_way_where_they_cannot_hold(caplog):
     from zhrnn import api
+    from zhrnn.errors import ConfigError
     from zhrnn.generation import SampleConfig
 
     model = api.load("唐诗")
@@ -233,6 +234,10 @@ def test_tones_are_on_by_default_for_jinti_forms_and_give_way_where_they_cannot_
     assert SampleConfig(form="五言绝句", rhyme=True).tones is None and SampleConfig(form="浣溪沙").tones is None
     assert SampleConfig(form="五言绝句").candidates == 4 and SampleConfig().candidates == 1
     assert SampleConfig(form="五言绝句", greedy=True).candidates == 1 and SampleConfig(acrostic="春").tones == "auto"
+    with pytest.raises(ConfigError, match="--tones off"):
+        SampleConfig(form="五言绝句", tones="off", tones_strict=True)
+    with pytest.raises(ConfigError, match="--rhyme"):
+        SampleConfig(form="五言绝句", rhyme=True, tones_strict=True)
 
 
 def test_a_rhyme_character_used_twice_is_reported_and_never_written():

@@ -130,9 +130,9 @@ def _sample_parser(sub) -> None:
     f.add_argument("--rhyme", action="store_true", default=S,
                    help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
     f.add_argument("--tones", nargs="?", const="平水韵", default=S, metavar="平水韵|新韵|off",
-                   help="格律: 绝句律诗守平仄、粘对, 按平水韵或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾; 四种近体诗默认按平水韵, "
-                        "off 关闭 / regulated verse: 平仄, 粘对 and a 平-tone rhyme by 平水韵 or 中华新韵; on (平水韵) "
-                        "by default for the four 近体 forms, off turns it off")
+                   help="格律: 绝句律诗守平仄、粘对, 按平水韵或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾; 四种近体诗默认按平水韵 "
+                        "(用 --rhyme 时不默认), off 关闭 / regulated verse: 平仄, 粘对 and a 平-tone rhyme by 平水韵 or "
+                        "中华新韵; on (平水韵) by default for the four 近体 forms unless --rhyme is given; off turns it off")
     f.add_argument("--tones-strict", action="store_true", default=S,
                    help="格律从严: 每个字都按谱 / every character by the pattern (no 一三五不论)")
     p.set_defaults(func=cmd_sample)
@@ -170,8 +170,9 @@ def _decoding_options(p) -> None:
     d.add_argument("--greedy", action="store_true", default=S, help="总选最可能的字 / always the most likely character")
     d.add_argument("--beam", type=int, default=S, help="束搜索宽度 / beam search width (most likely text)")
     d.add_argument("--candidates", type=int, default=S, metavar="K",
-                   help="每句同时写 K 稿, 留模型认为最通顺的一稿 (如九歌; --form 默认 4, 其余默认 1) / draw each line K "
-                        "times in one batch and keep the one the model finds most probable (default 4 with --form, else 1)")
+                   help="每句同时写 K 稿, 留模型认为最通顺的一稿 (如九歌; --form 默认 4, 其余及 --greedy/--beam 时为 1) / "
+                        "draw each line K times in one batch and keep the one the model finds most probable "
+                        "(default 4 with --form, else 1; --greedy and --beam take 1)")
     d.add_argument("--repetition-penalty", type=float, default=S,
                    help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
     d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")

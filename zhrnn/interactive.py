@@ -45,6 +45,7 @@ def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys
                     stepper.take(choices[int(line) - 1].ids)
                 else:
                     print(f"(no line {line})", file=out)
+                    drafts = choices
             elif line == "":
                 stepper.continue_(10, temperature)
             elif line == "-":

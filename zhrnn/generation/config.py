@@ -64,8 +64,13 @@ class SampleConfig:
             raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
         if self.tones == "off":
             self.tones = None
-        if self.tones_strict and self.tones in (None, "auto"):
-            self.tones = "平水韵"
+        if self.tones_strict:
+            if self.tones is None:
+                raise ConfigError("--tones-strict holds 格律 more strictly; it does not go with --tones off")
+            if self.rhyme:
+                raise ConfigError("--tones-strict keeps 格律, which rhymes by its own system; leave out --rhyme "
+                                  "(the modern 十三辙)")
+            self.tones = "平水韵" if self.tones == "auto" else self.tones
         if self.tones is not None and self.tones not in TONE_SYSTEMS + ("auto",):
             raise ConfigError(f"--tones takes {', '.join(TONE_SYSTEMS)} or off, not {self.tones!r}")
         if self.tones and self.tones != "auto" and self.rhyme:

@@ -4,7 +4,9 @@ decoding and beam search alike. Each is one small class,
     processor(logits (n, V), streams, step) -> logits (n, V)
 
 given the streams it scores (their history is what a repetition rule looks at) and the step
-(tokens generated so far; streams advance in lockstep). A new constraint (a tone pattern, a
+(tokens generated so far by the batch; under --form every stream is at that position, while
+without one a --candidates row that waits for its group falls behind, so a rule about a stream's
+own position reads len(stream.tokens)). A new constraint (a tone pattern, a
 banned word list) is one new class here and one line in constraints() at the end.
 
 Constraints and penalties run first; the sampling warpers (temperature, top-k, top-p) only when
@@ -144,13 +146,18 @@ class NoRepeatNgram:
 
 
 class Temperature:
-    """Divides the logits by the temperature of this step (a list is cycled, one per character)."""
+    """Divides the logits by the temperature of each stream's next character (a list is cycled,
+    one per character)."""
 
     def __init__(self, temperatures: tuple[float, ...]):
         self.temperatures = temperatures
 
     def __call__(self, logits, streams, step):
-        return logits / self.temperatures[step % len(self.temperatures)]
+        ts = self.temperatures
+        if len(ts) == 1:
+            return logits / ts[0]
+        per_row = torch.tensor([ts[len(s.tokens) % len(ts)] for s in streams], device=logits.device)  # (n,)
+        return logits / per_row[:, None]
 
 
 class TopK:

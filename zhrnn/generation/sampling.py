@@ -38,7 +38,7 @@ def _select(hidden, index: torch.Tensor):
     return map_hidden(hidden, lambda h: h.index_select(1, index))
 
 
-LINE_MARKS = "，。？！；：、,.?!;:\n"  # a line ends at a clause mark or a line break (as meter.split_lines reads a poem)
+LINE_MARKS = "，。？！；：、,.?!;:\n"  # a line ends at a clause mark or a line break
 MAX_LINE = 64  # tokens: a line with no mark in this many ends anyway (--candidates)
 
 
@@ -46,6 +46,12 @@ MAX_LINE = 64  # tokens: a line with no mark in this many ends anyway (--candida
 def line_ends(vocab: tuple[str, ...], marker_id: int | None) -> torch.Tensor:
     """(V,) bool: the tokens that end a line (--candidates, interactive candidate lines)."""
     return torch.tensor([i == marker_id or tok[-1:] in LINE_MARKS or "\n" in tok for i, tok in enumerate(vocab)])
+
+
+def line_score(logp: float, tokens: int, alpha: float) -> float:
+    """log p of a text over tokens**alpha: what beam search and candidate lines rank by, so that a
+    longer text is not put behind for its length alone (alpha 0: the plain probability)."""
+    return logp / max(1, tokens) ** alpha
 
 
 class LineChoice:
@@ -77,7 +83,7 @@ class LineChoice:
         """Where a whole group has ended its line: each row's parent (the best line of its group),
         counters reset; None when no group has."""
         parents, chosen = list(range(len(self.waiting))), False
-        scores = (self.logp / torch.tensor(self.tokens, device=self.logp.device).clamp(min=1) ** self.alpha).tolist()
+        scores = [line_score(lp, n, self.alpha) for lp, n in zip(self.logp.tolist(), self.tokens)]
         for first in range(0, len(parents), self.k):
             group = range(first, first + self.k)
             if not all(self.waiting[r] for r in group) or all(self.tokens[r] == 0 for r in group):
@@ -207,6 +213,6 @@ def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleCon
         logits, hidden = model(torch.tensor(tokens, device=dec.device)[:, None], _select(hidden, index))
         logits = logits[:, -1]
     model.train(was_training)
-    normalised = [s / max(1, len(b.tokens)) ** cfg.length_alpha for s, b in zip(scores.tolist(), dec.streams)]
+    normalised = [line_score(s, len(b.tokens), cfg.length_alpha) for s, b in zip(scores.tolist(), dec.streams)]
     best = max(range(k), key=lambda r: normalised[r] if math.isfinite(normalised[r]) else NEG_INF)
     return dec.text(best)

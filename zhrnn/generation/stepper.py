@@ -12,7 +12,7 @@ from ..text.tokenizer import Tokenizer
 from .config import SampleConfig, check_temperature
 from .decoder import resolve_start
 from .processors import NEG_INF
-from .sampling import MAX_LINE, draw, line_ends
+from .sampling import MAX_LINE, draw, line_ends, line_score
 
 
 class Line(NamedTuple):
@@ -39,15 +39,14 @@ class Stepper:
 
     @torch.no_grad()
     def _push(self, ids: list[int], hidden, before: list[int], keep: bool = True) -> None:
-        logits, hidden = self._step(torch.tensor(ids, device=self.device)[None], hidden)
-        self.states.append((before + ids if keep else before, logits[0], hidden))
+        logits, hidden = self.model(torch.tensor(ids, device=self.device)[None], hidden)
+        self.states.append((before + ids if keep else before, logits[0, -1].float(), hidden))
 
-    def _step(self, x: torch.Tensor, hidden) -> tuple[torch.Tensor, object]:
-        """x (B, T) -> the next-token logits (B, V) after it, never offering <unk> or a label; the state."""
-        logits, hidden = self.model(x, hidden)
-        logits = logits[:, -1].float()
-        logits[:, [self.tokenizer.unk_id, *self.tokenizer.label_ids]] = NEG_INF
-        return logits, hidden
+    def _offered(self, logits: torch.Tensor) -> torch.Tensor:
+        """The model's logits (..., V) as they are offered and drawn from: never <unk> or a label."""
+        logits = logits.clone()
+        logits[..., [self.tokenizer.unk_id, *self.tokenizer.label_ids]] = NEG_INF
+        return logits
 
     @torch.no_grad()
     def lines(self, k: int, temperature: float = 0.8) -> list[Line]:
@@ -63,16 +62,18 @@ class Stepper:
         logp = torch.zeros(k, device=self.device)
         open_ = torch.ones(k, dtype=torch.bool, device=self.device)  # rows still writing their line
         for _ in range(MAX_LINE):
-            tokens = draw((logits / temperature).softmax(-1), self.generator)  # (k,)
+            tokens = draw((self._offered(logits) / temperature).softmax(-1), self.generator)  # (k,)
             logp += torch.where(open_, logits.log_softmax(-1).gather(1, tokens[:, None]).squeeze(1), 0.0)
             for row in open_.nonzero().flatten().tolist():
                 drafts[row].append(int(tokens[row]))
             open_ &= ~ends[tokens]
             if not open_.any():
                 break
-            logits, hidden = self._step(tokens[:, None], hidden)
+            logits, hidden = self.model(tokens[:, None], hidden)
+            logits = logits[:, -1].float()  # (k, V)
         alpha = SampleConfig.length_alpha
-        found = {tuple(ids): Line(render(self.tokenizer.decode(ids), self.tokenizer.marker), total / len(ids) ** alpha, ids)
+        found = {tuple(ids): Line(render(self.tokenizer.decode(ids), self.tokenizer.marker),
+                                  line_score(total, len(ids), alpha), ids)
                  for ids, total in zip(drafts, logp.tolist())}
         return sorted(found.values(), key=lambda line: -line.score)
 
@@ -89,7 +90,7 @@ class Stepper:
 
     def top(self, n: int) -> list[tuple[str, float]]:
         """The n most likely next tokens with their probabilities."""
-        probs = self.states[-1][1].softmax(-1)
+        probs = self._offered(self.states[-1][1]).softmax(-1)
         values, indices = probs.topk(max(1, min(n, len(probs))))
         return [(self.tokenizer.vocab[i], p) for i, p in zip(indices.tolist(), values.tolist())]
 
@@ -97,7 +98,7 @@ class Stepper:
         check_temperature(temperature)
         self.actions.append(len(self.states))
         for _ in range(tokens):
-            probs = (self.states[-1][1] / temperature).softmax(-1)
+            probs = (self._offered(self.states[-1][1]) / temperature).softmax(-1)
             token = int(draw(probs[None], self.generator))
             ids, _, hidden = self.states[-1]
             self._push([token], hidden, ids)

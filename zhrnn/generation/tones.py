@@ -107,14 +107,14 @@ def readings(ch: str, modern: bool = False) -> frozenset[Reading]:
 
 @lru_cache(maxsize=None)
 def script_safe(ch: str, modern: bool = False) -> frozenset[Reading]:
-    """The readings of ch that its form in the other script shares (OpenCC s2t and t2s of the
-    character alone, where the table knows it): what --tones writes by, so that a poem keeps its
-    格律 under --convert. 叹 may be 仄, but 嘆, which s2t writes for it, is 平 only in the table;
-    台 rhymes in 四支 and 十灰, 臺 in 十灰 only."""
+    """The readings of ch that every form it may take in the other script shares (OpenCC's
+    character tables, where the rhyme table knows the form): what --tones writes by, so that a poem
+    keeps its 格律 under --convert, whichever form a phrase picks. 叹 may be 仄, but 嘆 is 平 only in
+    the table; 台 rhymes in 四支 and 十灰, 臺 in 十灰 only; 干 is 仄 as 幹 and 平 as 乾 (干净)."""
     from ..text import script
 
     out = readings(ch, modern)
-    for other in {script.convert(ch, "s2t"), script.convert(ch, "t2s")} - {ch}:
+    for other in script.other_forms(ch):
         out &= readings(other, modern) or out
     return out
 

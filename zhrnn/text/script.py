@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -53,6 +54,30 @@ def variants(text: str) -> list[str]:
         if converted not in out:
             out.append(converted)
     return out
+
+
+@lru_cache(maxsize=1)
+def _character_tables() -> dict[str, frozenset[str]]:
+    """Each character -> every form OpenCC's character tables give it in the other script (both
+    directions: 台 -> 臺 檯 颱 台, 乾 -> 干 乾); empty when this OpenCC ships no tables."""
+    import opencc  # opencc-python-reimplemented keeps its tables as text files beside the code
+
+    out: dict[str, set[str]] = {}
+    for name in ("STCharacters.txt", "TSCharacters.txt"):
+        path = Path(opencc.__file__).with_name("dictionary") / name
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            source, _, targets = line.partition("\t")
+            out.setdefault(source, set()).update(targets.split())
+    return {ch: frozenset(forms) for ch, forms in out.items()}
+
+
+def other_forms(ch: str) -> frozenset[str]:
+    """The forms a character may take in the other script under conversion, by phrase or alone
+    (干 -> 幹 in 干部, 乾 in 干净), itself left out."""
+    forms = set(_character_tables().get(ch, ())) | {convert(ch, "s2t"), convert(ch, "t2s")}
+    return frozenset(forms - {ch})
 
 
 def is_han(token: str) -> bool:
