@@ -43,17 +43,20 @@ class TextModel:
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
         info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config")}
+        if "blocks" not in state["tokenizer"]:  # saved before the layout flags: a blank-line run had blocks
+            tokenizer.blocks = (info["corpus_config"] or {}).get("paragraphs") == "blank"
         return cls(quantize_int8(model) if int8 else model.to(device), tokenizer, info, path)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def generate_many(self, num: int, start: str = "", length: int = 100, on_text=None, **options) -> list[str]:
-        """num texts of `length` characters (the start text included), drawn as one batch.
+    def generate_many(self, num: int, start: str = "", length: int | None = None, on_text=None, **options) -> list[str]:
+        """num texts of `length` characters (the start text included; default 100, or whole paragraphs
+        with num_paragraphs), drawn as one batch.
 
         options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
-        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, beam, candidates (default 4 with a
+        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, no_repeat_scope, beam, candidates (default 4 with a
         form, else 1), num_paragraphs, stop, form, acrostic, rhyme, tones ("平水韵", "新韵" or "off";
         平水韵 by default for the four 近体 forms), tones_strict, label. on_text(piece), with num=1,
         streams the text as it is generated.
@@ -61,7 +64,7 @@ class TextModel:
         cfg = SampleConfig(length=length, **options)
         return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)
 
-    def generate(self, start: str = "", length: int = 100, **options) -> str:
+    def generate(self, start: str = "", length: int | None = None, **options) -> str:
         """One text of `length` characters beginning with `start` (see generate_many for options)."""
         return self.generate_many(1, start, length, **options)[0]
 

@@ -84,8 +84,10 @@ def _train_parser(sub) -> None:
     d.add_argument("--min-count", type=int, default=S, help="少于此次数的字记为 <unk> / rarer characters become <unk> (default 1)")
     d.add_argument("--max-vocab", type=int, default=S, help="词表上限 / vocabulary size limit")
     d.add_argument("--encoding", default=S, help="文件编码, 默认自动检测 / file encoding (default: detect UTF-8/GBK/Big5)")
-    d.add_argument("--paragraphs", choices=["line", "blank", "off"], default=S,
-                   help="段落: 每行一段 (默认) / 空行分段 / 不加 '^' / paragraph = line (default), blank-line separated, or off")
+    d.add_argument("--paragraphs", choices=["auto", "line", "blank", "off"], default=S,
+                   help="段落: auto (默认: 多数行在空行隔开的多行块里, 如歌词, 就按块分段, 否则每行一段) / 每行一段 / 空行分段 / "
+                        "不加 '^' / auto (default: blank-line blocks when most lines stand in blocks of several, as in "
+                        "songs, else line), line, blank, or off")
     d.add_argument("--marker", default=S, help="段首标记 / paragraph marker (default ^)")
     d.add_argument("--convert", default=S, help="OpenCC 繁简转换 / convert the text: t2s, s2t, s2tw, tw2s, s2hk, ...")
     d.add_argument("--normalize", choices=["NFC", "NFKC"], default=S, help="Unicode 规范化 (默认不做) / normalisation (default none)")
@@ -115,7 +117,9 @@ def _sample_parser(sub) -> None:
     _model_options(p)
     p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
     p.add_argument("--label", default=S, help="风格标签, 如 李白、水调歌头 (模型需用 --labels 训练) / context label of a model trained with --labels")
-    p.add_argument("--len", dest="length", type=int, default=100, help="输出字数 / characters per sample, start included (default 100)")
+    p.add_argument("--len", dest="length", type=int, default=None,
+                   help="输出字数 (默认 100; 给了 --num-paragraphs 时写满整段) / characters per sample, start included "
+                        "(default 100; whole paragraphs with --num-paragraphs)")
     p.add_argument("--num", type=int, default=1, help="生成几段 (同一批次并行) / number of samples, generated as one batch")
     p.add_argument("--seed", type=int, default=None, help="随机种子, 可复现 / random seed for reproducible output")
     p.add_argument("--stream", action="store_true", help="边生成边输出 / print character by character")
@@ -176,6 +180,9 @@ def _decoding_options(p) -> None:
     d.add_argument("--repetition-penalty", type=float, default=S,
                    help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
     d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")
+    d.add_argument("--no-repeat-scope", choices=["text", "line"], default=S,
+                   help="不重复的范围: 整段输出, 或只在一行之内 (副歌可以重复; 语料有副歌时默认) / where --no-repeat-ngram "
+                        "holds: the whole output, or within a line so a chorus may return (the default for a text with choruses)")
     d.add_argument("--num-paragraphs", "--paragraphs", dest="num_paragraphs", type=int, default=S, metavar="N",
                    help="生成几段后停止 / stop after N paragraphs")
     d.add_argument("--stop", default=S, help="遇到此字符串停止 / stop after this string")
@@ -328,7 +335,7 @@ def cmd_train(args) -> int:
 
 
 SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "candidates", "repetition_penalty",
-                  "no_repeat_ngram", "num_paragraphs", "stop", "form", "acrostic", "rhyme", "tones", "tones_strict", "label"}
+                  "no_repeat_ngram", "no_repeat_scope", "num_paragraphs", "stop", "form", "acrostic", "rhyme", "tones", "tones_strict", "label"}
 
 
 def cmd_sample(args) -> int:
@@ -383,7 +390,8 @@ def cmd_score(args) -> int:
             context = "".join(map(shown, score.pieces[max(0, i - 6) : i]))
             print(f"  {score.bits[i]:6.2f} bits  {context}[{shown(score.pieces[i])}]")
     if args.html:
-        Path(args.html).write_text(heatmap_html(score, model.tokenizer.marker, title=f"zhrnn score: {args.file}"),
+        Path(args.html).write_text(heatmap_html(score, model.tokenizer.marker, title=f"zhrnn score: {args.file}",
+                                                blocks=model.tokenizer.blocks),
                                    encoding="utf-8")
         log.info("heat map written to %s", args.html)
     return 0

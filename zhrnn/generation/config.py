@@ -7,6 +7,7 @@ from ..errors import ConfigError
 from .forms import FORMS
 
 MAX_LENGTH = 1_000_000
+PARAGRAPH_CAP = 5_000  # characters per paragraph asked for by --num-paragraphs without --len: a safety stop
 MAX_CANDIDATES = 64  # lines drawn to choose from: each one is a row of the batch
 TONE_SYSTEMS = ("平水韵", "新韵")  # --tones: the 106 groups of Tang and Song verse, or 中华新韵 (modern tones)
 FORM_CANDIDATES = 4  # --candidates under --form unless told: benchmarks/generation_quality.py --meter
@@ -21,7 +22,8 @@ def check_temperature(temperature: float | tuple[float, ...], advice: str = "") 
 
 @dataclass
 class SampleConfig:
-    length: int = 100  # characters in each output, the start text included
+    length: int | None = None  # characters in each output, the start text included; None: 100, or with
+    # num_paragraphs whole paragraphs (up to PARAGRAPH_CAP characters each)
     temperature: float | tuple[float, ...] = 0.8  # a tuple is cycled, one value per character
     top_k: int | None = None
     top_p: float | None = None
@@ -30,6 +32,8 @@ class SampleConfig:
     repetition_penalty: float = 1.0  # > 1 divides the probability of characters used in the last repetition_window
     repetition_window: int = 32
     no_repeat_ngram: int = 4  # n > 0: never repeat an n-gram (of tokens) within one output; 0: off
+    no_repeat_scope: str | None = None  # "text": within the whole output; "line": within a line, so that
+    # a chorus may come back; None: "line" for a model of a text with choruses (Tokenizer.chorus), else "text"
     beam: int = 1  # > 1: beam search for the most likely text (ignores temperature/top-k/top-p)
     length_alpha: float = 0.7  # beam and candidate score = log p / tokens**alpha, so long texts are not punished
     candidates: int | None = None  # > 1: each line drawn this many times in one batch, the most probable kept;
@@ -48,6 +52,8 @@ class SampleConfig:
     def __post_init__(self, paragraphs: int | None):
         if paragraphs is not None:
             self.num_paragraphs = paragraphs
+        if self.length is None:
+            self.length = min(MAX_LENGTH, PARAGRAPH_CAP * self.num_paragraphs) if self.num_paragraphs else 100
         if self.length < 1:
             raise ConfigError(f"--len must be at least 1, not {self.length}")
         if self.length > MAX_LENGTH:
@@ -62,6 +68,8 @@ class SampleConfig:
             raise ConfigError(f"--repetition-penalty must be 1 or more, not {self.repetition_penalty}")
         if self.repetition_window < 1 or self.no_repeat_ngram < 0 or self.beam < 1:
             raise ConfigError("--repetition-window and --beam must be at least 1, --no-repeat-ngram at least 0")
+        if self.no_repeat_scope not in (None, "text", "line"):
+            raise ConfigError(f"--no-repeat-scope takes text or line, not {self.no_repeat_scope!r}")
         if self.tones == "off":
             self.tones = None
         if self.tones_strict:

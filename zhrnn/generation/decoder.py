@@ -88,12 +88,15 @@ class Decoder:
         if not self.prime:  # no marker and no start: begin from the most common token (not shown)
             self.prime = [tokenizer.unk_id + 1]
         self.newline_id = tokenizer.index.get("\n")
+        # no-repeat within a line only: a song's chorus comes back (the text's own habit decides by default)
+        self.line_scope = (cfg.no_repeat_scope or ("line" if tokenizer.chorus else "text")) == "line"
         self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
         self.processors, self.warpers = P.constraints(self), P.warpers(cfg)
         finished = len(self.start) >= (len(self.form) if self.form is not None else cfg.length)
         self.streams = []
         for _ in range(num):
-            stream = Stream(Renderer(tokenizer.marker, sentence_lines=self.form is not None), self.prime[-1], done=finished)
+            stream = Stream(Renderer(tokenizer.marker, sentence_lines=self.form is not None, blocks=tokenizer.blocks),
+                            self.prime[-1], done=finished)
             for token in self.prime:  # the start text counts too: no-repeat means no repeat of it either
                 piece = self._see(stream, token)
                 if shown_prime:
@@ -137,6 +140,8 @@ class Decoder:
         if n > 0 and len(hist) >= n - 1:
             stream.ngrams.setdefault(tuple(hist[len(hist) - n + 1:]) if n > 1 else (), set()).add(token)
         hist.append(token)
+        if self.line_scope and token == self.newline_id:
+            stream.ngrams.clear()  # a new line: what the lines before it said may be said again
         return piece
 
     def append(self, row: int, token: int) -> None:

@@ -69,10 +69,10 @@ def score_prepared(model: CharRNN, tokenizer: Tokenizer, prepared: str, device="
     return out
 
 
-def heatmap_html(score: Score, marker: str | None, title: str = "zhrnn score") -> str:
+def heatmap_html(score: Score, marker: str | None, title: str = "zhrnn score", blocks: bool = False) -> str:
     """A self-contained page: each character shaded by its surprise, the bits on hover."""
     top = max(score.bits, default=1.0) or 1.0
-    renderer, spans = Renderer(marker), []
+    renderer, spans = Renderer(marker, blocks=blocks), []
     for piece, bits in zip(score.pieces, score.bits):
         alpha = min(1.0, bits / top)
         for i, part in enumerate(renderer.feed(piece).split("\n")):  # as the text is shown: markers rendered

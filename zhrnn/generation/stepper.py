@@ -72,7 +72,7 @@ class Stepper:
             logits, hidden = self.model(tokens[:, None], hidden)
             logits = logits[:, -1].float()  # (k, V)
         alpha = SampleConfig.length_alpha
-        found = {tuple(ids): Line(render(self.tokenizer.decode(ids), self.tokenizer.marker),
+        found = {tuple(ids): Line(render(self.tokenizer.decode(ids), self.tokenizer.marker, blocks=self.tokenizer.blocks),
                                   line_score(total, len(ids), alpha), ids)
                  for ids, total in zip(drafts, logp.tolist())}
         return sorted(found.values(), key=lambda line: -line.score)
@@ -112,4 +112,4 @@ class Stepper:
 
     @property
     def text(self) -> str:
-        return render(self.tokenizer.decode(self.states[-1][0]), self.tokenizer.marker)
+        return render(self.tokenizer.decode(self.states[-1][0]), self.tokenizer.marker, blocks=self.tokenizer.blocks)

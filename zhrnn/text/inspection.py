@@ -8,7 +8,7 @@ import numpy as np
 
 from . import script
 from .decoding import read_pieces
-from .pipeline import cut_at_lines
+from .pipeline import MarkStats, cut_at_lines
 from .script import is_han
 
 
@@ -25,6 +25,8 @@ class Inspection:
     paragraphs: int  # non-empty lines
     suggested_min_count: int
     vocab_at_suggestion: int
+    layout: str = "line"  # what --paragraphs auto chooses: line, or blank (blocks between blank lines)
+    blocks: int = 0  # runs of non-blank lines between blank lines
 
     def lines(self) -> list[str]:
         enc = ", ".join(sorted(set(self.encodings.values())))
@@ -37,7 +39,12 @@ class Inspection:
             f"99.9% covered by    {self.cover_999:,} characters",
             f"Traditional-only    {self.traditional_share:.1%} of Han characters",
             f"Simplified-only     {self.simplified_share:.1%} of Han characters",
-            f"paragraphs (lines)  {self.paragraphs:,}",
+            f"lines               {self.paragraphs:,}",
+            "paragraphs          " + (f"{self.blocks:,} blocks between blank lines, {self.paragraphs / max(1, self.blocks):.1f} "
+                                      "lines each (--paragraphs auto takes them; line: one a line)"
+                                      if self.layout == "blank" else
+                                      "one a line" + (f" (of its {self.blocks:,} blocks between blank lines, most are "
+                                                      "single lines)" if self.blocks > 1 else "")),
             f"suggested           --min-count {self.suggested_min_count} (vocabulary {self.vocab_at_suggestion:,})",
         ]
 
@@ -67,9 +74,10 @@ def _script_shares(counts: Counter, sample: int = 20_000) -> tuple[float, float]
 def inspect(paths, encoding: str | None = None) -> Inspection:
     """Read as training reads (the pipeline's decoding stage), a piece at a time: any size fits."""
     encodings: dict[str, str] = {}
-    counts, lines = Counter(), 0
+    counts, lines, marks = Counter(), 0, MarkStats("^")
     for piece in cut_at_lines(read_pieces(paths, encoding, encodings)):
         counts.update(piece)
+        marks.add(piece)
         lines += sum(1 for line in piece.split("\n") if line.strip())
     for ch in "\n\r":
         counts.pop(ch, None)
@@ -88,4 +96,5 @@ def inspect(paths, encoding: str | None = None) -> Inspection:
         cover_99=coverage(ranked, 0.99), cover_999=cover_999, traditional_share=trad, simplified_share=simp,
         paragraphs=lines, suggested_min_count=min_count,
         vocab_at_suggestion=int((values >= min_count).sum()) + 2,  # + <unk> and the marker
+        layout=marks.layout(), blocks=marks.blocks,
     )

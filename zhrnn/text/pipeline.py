@@ -34,13 +34,15 @@ from ..errors import ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
 
-PARAGRAPH_MODES = ("line", "blank", "off")
+PARAGRAPH_MODES = ("auto", "line", "blank", "off")
+CHORUS_SHARE = 0.05  # a text whose paragraphs repeat this share of their lines or more has choruses (songs)
 
 
 @dataclass
 class CorpusConfig:
     encoding: str | None = None  # None: detect UTF-8 / UTF-16 / GB18030 (GBK) / Big5
-    paragraphs: str = "line"  # line: one line = one paragraph; blank: blank-line separated; off
+    paragraphs: str = "auto"  # line: one line = one paragraph; blank: blank-line separated blocks; off;
+    # auto: blank when most lines stand in blocks of several between blank lines (songs, poems), else line
     marker: str = "^"  # put before each paragraph; the model is primed with it when sampling
     convert: str | None = None  # OpenCC config applied to the text, e.g. "t2s"
     normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
@@ -69,6 +71,8 @@ class CorpusInfo:
     marker: str | None  # None when paragraphs == "off"
     fingerprint: str  # of the prepared text: a resumed run says when its text changed
     labels: dict[str, str] = field(default_factory=dict)  # label name -> its token
+    layout: str = "line"  # the paragraph mode used: line, blank or off (auto resolved)
+    repeated_lines: float = 0.0  # share of the lines of multi-line paragraphs that repeat one before them in it
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -129,16 +133,37 @@ class MarkStats:
         self.marked = 0  # of them, those that start with the marker
         self.count = 0  # markers anywhere
         self.first: str | None = None  # the text's first non-whitespace character
+        self.blocks = 0  # runs of non-blank lines between blank lines
+        self.in_blocks = 0  # lines in runs of two or more
+        self._run = 0  # lines of the run going on
 
     def add(self, piece: str) -> None:
-        for line in piece.split("\n"):
+        lines = piece.split("\n")
+        if not lines[-1]:
+            lines.pop()  # the piece ends with its line: nothing after that '\n'
+        for line in lines:
             start = line.lstrip()
             if start:
                 self.lines += 1
                 self.marked += start.startswith(self.marker)
+                self._run += 1
+            else:
+                self._end_run()
         self.count += piece.count(self.marker)
         if self.first is None and piece.strip():
             self.first = piece.lstrip()[0]
+
+    def _end_run(self) -> None:
+        if self._run:
+            self.blocks += 1
+            self.in_blocks += self._run if self._run > 1 else 0
+        self._run = 0
+
+    def layout(self) -> str:
+        """What --paragraphs auto chooses: blank when there are blocks between blank lines and most
+        lines stand in blocks of several (songs, poems of one line a verse), else line."""
+        self._end_run()
+        return "blank" if self.blocks >= 2 and self.in_blocks >= 0.5 * self.lines else "line"
 
     def is_marked(self) -> bool:
         if not self.lines:
@@ -196,6 +221,8 @@ class _Paragraphs:
         self.stray = 0  # markers of the text's own
         self.open = False  # blank mode: a paragraph has begun and not ended
         self.tail = ""  # what follows the last '\n' seen
+        self.seen: set[str] = set()  # blank mode: the lines of the paragraph going on
+        self.block_lines = self.repeats = 0  # lines of multi-line paragraphs, and those that repeat one before
 
     def feed(self, piece: str) -> str:
         lines = (self.tail + piece).split("\n")
@@ -217,6 +244,8 @@ class _Paragraphs:
             return f"{self.marker}{line}\n"
         start = "\n" if self.open else self.marker
         self.open = True
+        self.repeats += line in self.seen
+        self.seen.add(line)
         return start + line
 
     def _close(self) -> str:
@@ -224,7 +253,14 @@ class _Paragraphs:
             return ""
         self.open = False
         self.paragraphs += 1
+        if len(self.seen) > 1 or self.repeats:
+            self.block_lines += len(self.seen)
+        self.seen = set()
         return "\n"
+
+    @property
+    def repeated_lines(self) -> float:
+        return self.repeats / max(1, self.block_lines + self.repeats)
 
 
 class _AsIs:
@@ -271,6 +307,11 @@ class PreparedText:
         if not has_text:
             raise CorpusError(f"{name or ', '.join(self.encodings)} is empty (or only whitespace)")
         self.as_is = self.marker is None or marks.is_marked()
+        self.layout = marks.layout() if cfg.paragraphs == "auto" else cfg.paragraphs  # auto resolved, once
+        if cfg.paragraphs == "auto" and not self.as_is and marks.blocks > 1:  # blank lines: say which was taken
+            log.info("paragraphs: %s", f"the {marks.blocks:,} blocks between blank lines, {marks.lines / marks.blocks:.1f} "
+                     "lines each (--paragraphs line: one a line)" if self.layout == "blank" else
+                     "one a line, as most blocks between blank lines are one line (--paragraphs blank: the blocks)")
         self._stray_told = False
         self.labels: dict[str, str] = self._count_labels(labels) if cfg.labels else {}
         self.info: CorpusInfo | None = None  # after a complete pass of chunks()
@@ -288,7 +329,7 @@ class PreparedText:
             yield script.convert(piece, self.cfg.convert)
 
     def _marking(self):
-        return _AsIs(self.marker) if self.as_is else _Paragraphs(self.cfg.paragraphs, self.cfg.marker)
+        return _AsIs(self.marker) if self.as_is else _Paragraphs(self.layout, self.cfg.marker)
 
     def _marked(self, marking) -> Iterator[str]:
         for piece in self.spool.pieces():
@@ -319,7 +360,8 @@ class PreparedText:
             chars += len(piece)
             yield piece
         self.info = CorpusInfo(chars=chars, paragraphs=marking.paragraphs, script=script.detect_script("".join(head)),
-                               marker=self.marker, fingerprint=digest.hexdigest()[:16], labels=self.labels)
+                               marker=self.marker, fingerprint=digest.hexdigest()[:16], labels=self.labels,
+                               layout=self.layout, repeated_lines=getattr(marking, "repeated_lines", 0.0))
 
     def _complete(self) -> CorpusInfo:
         if self.info is None:

@@ -39,13 +39,14 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from ..text.decoding import all_files
-from ..text.pipeline import CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
+from ..text.pipeline import CHORUS_SHARE, CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
 from ..errors import ConfigError, CorpusError
 from ..text.tokenizer import Tokenizer, cut_indexed, tokenizer_class
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # bump when the prepared text or the id layout changes meaning (2: word vocabularies in emitted order)
+VERSION = 3  # bump when the prepared text or the id layout changes meaning (2: word vocabularies in emitted order;
+# 3: CorpusInfo.layout and repeated_lines)
 
 # The one step that reads the text, and that a cache hit spares (the tests count its calls).
 load_corpus = open_text
@@ -164,6 +165,13 @@ def _damaged(path: Path, e: Exception) -> None:
         path.unlink(missing_ok=True)
 
 
+def laid_out(tokenizer: Tokenizer, info: CorpusInfo) -> Tokenizer:
+    """The tokenizer told how its text is laid out, for sampling: blocks of lines, and choruses."""
+    tokenizer.blocks = info.layout == "blank"
+    tokenizer.chorus = info.repeated_lines >= CHORUS_SHARE
+    return tokenizer
+
+
 def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
     meta_path = entry / "corpus.json"
     try:
@@ -174,7 +182,7 @@ def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
     except (ValueError, KeyError, TypeError) as e:
         _damaged(meta_path, e)
         return None
-    tokenizer = choose(built, info)
+    tokenizer = laid_out(choose(built, info), info)
     ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
     try:
         ids = np.load(ids_path, mmap_mode="r")
@@ -365,7 +373,7 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
                                     script=corpus.info.script, labels=corpus.info.labels)
         spool.unlink()  # its disk space, before the ids are written
         info = corpus.info
-        tokenizer = choose(built, info)
+        tokenizer = laid_out(choose(built, info), info)
         expand = counted.mapping(tokenizer)
         dtype = np.uint16 if len(tokenizer) < 2**16 else np.uint32
         ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
