@@ -4,7 +4,7 @@ sampled (issue 16)."""
 import pytest
 
 import zhrnn
-from zhrnn.text.pipeline import CorpusConfig, prepare
+from zhrnn.text.pipeline import CorpusConfig, load_corpus, prepare
 
 from .conftest import POEMS, TINY, run_cli
 
@@ -65,3 +65,40 @@ def test_num_paragraphs_gives_whole_paragraphs_past_the_default_length(trained):
     text = model.generate("床", greedy=True, num_paragraphs=8)  # 8 poems of about 24 characters: past --len 100
     assert len(text) > 100 and text.count("\n") == 7 and text.startswith(POEMS.replace("\n", "", 0)[:50])
     assert len(model.generate("床", greedy=True, num_paragraphs=8, length=30)) == 30  # an explicit --len still cuts
+
+
+def lrc_folder(root):
+    """Two singers' songs as LRC files, nested, with every kind of timestamp, tags and credits."""
+    (root / "山歌人").mkdir(parents=True)
+    (root / "海风" / "旧歌").mkdir(parents=True)
+    (root / "山歌人" / "春.lrc").write_text(
+        "[ti:春天]\n[ar:山歌人]\n[al:第一张]\n[by:某人]\n[offset:0]\n[00:00.00]作词：某某\n[00:01.00]作曲 : 某某\n"
+        "[00:05.12]春风吹过小河边\n[00:09.30]柳枝轻摇燕归来\n[00:12.00]\n[00:14.10][01:20.33]我们唱吧唱到天明\n",
+        encoding="utf-8")
+    (root / "海风" / "旧歌" / "夏.lrc").write_text(  # no [ar:]: the singer's folder names the singer
+        "[00:03:10]夏日蝉鸣绿荫浓\n[00:07]荷花开满池塘中\n[length: 03:20]\n[re:editor]\n[ve:1.0]\n", encoding="utf-8")
+    return root
+
+
+def test_lrc_files_give_one_song_a_paragraph_with_no_timestamp_tag_or_credit(tmp_path):
+    from zhrnn.text.tokenizer import build_tokenizer
+
+    corpus = load_corpus(lrc_folder(tmp_path / "歌词"))
+    assert corpus.layout == "blank"
+    assert corpus.text == "^春风吹过小河边\n柳枝轻摇燕归来\n我们唱吧唱到天明\n^夏日蝉鸣绿荫浓\n荷花开满池塘中\n"
+    vocab = set(build_tokenizer(corpus.text, "char", marker=corpus.marker).vocab)
+    assert not vocab & set("[]:：.0123456789tiarloffsetbyengvhlcd作词曲某")
+    labelled = load_corpus(tmp_path / "歌词", CorpusConfig(labels=True, label_min_count=1))
+    assert set(labelled.labels) == {"山歌人", "海风"}  # from [ar:], and from the folder below the one given
+
+
+def test_a_folder_of_lrc_songs_trains_and_samples_a_song_by_its_singer(tmp_path):
+    lrc_folder(tmp_path / "歌词")
+    train = run_cli("train", "歌词", "--labels", "--label-min-count", "1", "--out-dir", "run", "--iter", "60",
+                    "--hidden-size", "32", "--embedding-size", "16", "--num-layers", "1", "--seq-length", "16",
+                    "--batch-size", "8", "--save-freq", "60", "--val-fraction", "0", cwd=tmp_path)
+    assert train.returncode == 0, train.stderr
+    assert "blocks between blank lines" in train.stderr  # --paragraphs auto says what it took
+    song = run_cli("sample", "--model", "run", "--label", "山歌人", "--num-paragraphs", "1", "--seed", "0", cwd=tmp_path)
+    assert song.returncode == 0, song.stderr
+    assert song.stdout.strip() and "[" not in song.stdout and "\n\n" not in song.stdout.strip()

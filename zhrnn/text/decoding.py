@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError, CorpusError
+from .lyrics import clean_lrc
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +161,12 @@ COMPRESSED = {".gz": "gzip", ".xz": "lzma", ".bz2": "bz2", ".zip": "zipfile"}  #
 
 def text_files(path: Path) -> list[Path]:
     """The files a path names: itself, or a directory's .txt files (and .txt.gz, .txt.xz,
-    .txt.bz2; nested too) in name order."""
+    .txt.bz2) and .lrc lyrics, nested too, in name order."""
     if path.is_dir():
-        names = ("*.txt", *(f"*.txt{suffix}" for suffix in COMPRESSED if suffix != ".zip"))
+        names = ("*.txt", *(f"*.txt{suffix}" for suffix in COMPRESSED if suffix != ".zip"), "*.lrc")
         files = sorted(p for name in names for p in path.rglob(name) if p.is_file())
         if not files:
-            raise CorpusError(f"directory {path} has no .txt files")
+            raise CorpusError(f"directory {path} has no .txt or .lrc files")
         return files
     if not path.exists():
         raise CorpusError(f"{path} does not exist")
@@ -305,9 +306,27 @@ def file_pieces(path: Path, encoding: str | None, encodings: dict[str, str]) -> 
         yield from _decoded(blocks(), enc, name, why)
 
 
-def read_pieces(paths, encoding: str | None, encodings: dict[str, str]) -> Iterator[str]:
-    """All files' text in pieces, one file after another, joined by '\\n'."""
+def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: bool = False) -> Iterator[str]:
+    """All files' text in pieces, one file after another, joined by '\\n'. A .lrc file is one song:
+    its lyric lines (lyrics.clean_lrc) between blank lines, and with labels its artist (the [ar:]
+    tag, else the folder's name) as the song's label."""
     for i, f in enumerate(all_files(paths)):
         if i:
             yield "\n"
-        yield from file_pieces(f, encoding, encodings)
+        if f.suffix.lower() != ".lrc":
+            yield from file_pieces(f, encoding, encodings)
+            continue
+        song, artist = clean_lrc("".join(file_pieces(f, encoding, encodings)))  # a song is small: read whole
+        if song:
+            label = (artist or _folder(f, paths)).replace("\t", " ") if labels else ""
+            yield f"\n{label}\t{song}\n\n" if label else f"\n{song}\n\n"
+
+
+def _folder(f: Path, paths) -> str:
+    """The folder a file is filed under: the first one below the directory given (歌词/某歌手/专辑/x.lrc
+    -> 某歌手), or the one it is in."""
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        path = Path(path)
+        if path.is_dir() and f.is_relative_to(path) and len(f.relative_to(path).parts) > 1:
+            return f.relative_to(path).parts[0]
+    return f.parent.name

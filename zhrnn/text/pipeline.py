@@ -387,7 +387,8 @@ def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, sp
     """Files (or directories of .txt files) into the pipeline, read now; spool: a temporary file
     the caller removes when done (None: the text is kept in memory)."""
     encodings: dict[str, str] = {}
-    return PreparedText(read_pieces(paths, cfg.encoding, encodings), cfg, labels, spool=spool, encodings=encodings)
+    return PreparedText(read_pieces(paths, cfg.encoding, encodings, cfg.labels), cfg, labels, spool=spool,
+                        encodings=encodings)
 
 
 def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> PreparedText:
