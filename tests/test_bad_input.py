@@ -87,7 +87,7 @@ TRAIN = [
     (lambda f: ["train", f["mixed"]], "--encoding"),
     (lambda f: ["train", f["junk"]], "--encoding"),
     (lambda f: ["train", f["surrogate"]], "--encoding"),
-    (lambda f: ["train", f["dir"] / "no_txt_here"], "no .txt files"),
+    (lambda f: ["train", f["dir"] / "no_txt_here"], "no .txt or .lrc files"),
     (lambda f: ["train", f["gbk"], "--encoding", "klingon"], "unknown encoding"),
     (lambda f: ["train", f["gbk"], "--encoding", "utf-8"], "not valid utf-8"),
     (lambda f: ["train", f["poems"], "--out-dir", f["dir"] / "a_file", *cli_options(TINY)], "File exists"),

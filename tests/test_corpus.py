@@ -99,5 +99,5 @@ def test_a_directory_of_txt_files_is_one_corpus_in_name_order(tmp_path):
     assert corpus.text == "^甲\n^乙\n^丙\n"
     assert sorted(corpus.encodings.values()) == ["gb18030", "utf-8", "utf-8"]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CorpusError, match="no .txt files"):
+    with pytest.raises(CorpusError, match="no .txt or .lrc files"):
         load_corpus(tmp_path / "empty")
