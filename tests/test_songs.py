@@ -102,3 +102,8 @@ def test_a_folder_of_lrc_songs_trains_and_samples_a_song_by_its_singer(tmp_path)
     song = run_cli("sample", "--model", "run", "--label", "山歌人", "--num-paragraphs", "1", "--seed", "0", cwd=tmp_path)
     assert song.returncode == 0, song.stderr
     assert song.stdout.strip() and "[" not in song.stdout and "\n\n" not in song.stdout.strip()
+
+
+def test_credit_lines_stay_when_asked_for(tmp_path):
+    kept = load_corpus(lrc_folder(tmp_path / "歌词"), CorpusConfig(keep_credits=True))
+    assert kept.text.startswith("^作词：某某\n作曲 : 某某\n春风吹过小河边\n")

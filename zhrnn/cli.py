@@ -89,6 +89,8 @@ def _train_parser(sub) -> None:
                         "不加 '^' / auto (default: blank-line blocks when most lines stand in blocks of several, as in "
                         "songs, else line), line, blank, or off")
     d.add_argument("--marker", default=S, help="段首标记 / paragraph marker (default ^)")
+    d.add_argument("--keep-credits", action="store_true", default=S,
+                   help=".lrc 歌词保留“作词：… 作曲：…”等署名行 (默认去掉) / keep the credit lines of .lrc files (dropped by default)")
     d.add_argument("--convert", default=S, help="OpenCC 繁简转换 / convert the text: t2s, s2t, s2tw, tw2s, s2hk, ...")
     d.add_argument("--normalize", choices=["NFC", "NFKC"], default=S, help="Unicode 规范化 (默认不做) / normalisation (default none)")
     d.add_argument("--labels", action="store_true", default=S,

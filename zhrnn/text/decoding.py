@@ -306,17 +306,18 @@ def file_pieces(path: Path, encoding: str | None, encodings: dict[str, str]) -> 
         yield from _decoded(blocks(), enc, name, why)
 
 
-def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: bool = False) -> Iterator[str]:
+def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: bool = False,
+                credits: bool = False) -> Iterator[str]:
     """All files' text in pieces, one file after another, joined by '\\n'. A .lrc file is one song:
-    its lyric lines (lyrics.clean_lrc) between blank lines, and with labels its artist (the [ar:]
-    tag, else the folder's name) as the song's label."""
+    its lyric lines (lyrics.clean_lrc; credit lines kept only with credits) between blank lines, and
+    with labels its artist (the [ar:] tag, else the folder's name) as the song's label."""
     for i, f in enumerate(all_files(paths)):
         if i:
             yield "\n"
         if f.suffix.lower() != ".lrc":
             yield from file_pieces(f, encoding, encodings)
             continue
-        song, artist = clean_lrc("".join(file_pieces(f, encoding, encodings)))  # a song is small: read whole
+        song, artist = clean_lrc("".join(file_pieces(f, encoding, encodings)), credits)  # a song is small: read whole
         if song:
             label = (artist or _folder(f, paths)).replace("\t", " ") if labels else ""
             yield f"\n{label}\t{song}\n\n" if label else f"\n{song}\n\n"

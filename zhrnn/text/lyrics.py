@@ -13,9 +13,9 @@ CREDIT = re.compile(r"^(作词|作曲|词曲|编曲|制作人?|监制|演唱|原
                     r"弦乐|出品|发行|OP|SP|Lyrics?|Composer|Arranger|Producer)\s*[:：]", re.IGNORECASE)
 
 
-def clean_lrc(text: str, credits: bool = True) -> tuple[str, str | None]:
+def clean_lrc(text: str, credits: bool = False) -> tuple[str, str | None]:
     """The lyric lines of an LRC text (timestamps and tags gone, empty timed lines dropped, credit
-    lines dropped unless credits is False) joined by '\\n', and the artist of its [ar:] tag."""
+    lines dropped unless credits) joined by '\\n', and the artist of its [ar:] tag."""
     lines, artist = [], None
     for raw in text.splitlines():
         line = raw.strip()
@@ -25,7 +25,7 @@ def clean_lrc(text: str, credits: bool = True) -> tuple[str, str | None]:
                 artist = tag.group(2).strip()
             continue
         line = TIMESTAMP.sub("", line).strip()
-        if not line or credits and CREDIT.match(line):
+        if not line or not credits and CREDIT.match(line):
             continue
         lines.append(line)
     return "\n".join(lines), artist

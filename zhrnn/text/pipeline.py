@@ -48,6 +48,7 @@ class CorpusConfig:
     normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
     labels: bool = False  # each paragraph may start with "label<TAB>": a context label (李白, 水调歌头)
     label_min_count: int = 10  # rarer labels are dropped (their paragraphs train unlabelled)
+    keep_credits: bool = False  # .lrc files: keep the credit lines (作词：…, 作曲：…) that are dropped by default
 
     def __post_init__(self):
         if self.labels and self.paragraphs == "off":
@@ -387,8 +388,8 @@ def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, sp
     """Files (or directories of .txt files) into the pipeline, read now; spool: a temporary file
     the caller removes when done (None: the text is kept in memory)."""
     encodings: dict[str, str] = {}
-    return PreparedText(read_pieces(paths, cfg.encoding, encodings, cfg.labels), cfg, labels, spool=spool,
-                        encodings=encodings)
+    return PreparedText(read_pieces(paths, cfg.encoding, encodings, cfg.labels, cfg.keep_credits), cfg, labels,
+                        spool=spool, encodings=encodings)
 
 
 def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> PreparedText:
