@@ -107,3 +107,17 @@ def test_a_folder_of_lrc_songs_trains_and_samples_a_song_by_its_singer(tmp_path)
 def test_credit_lines_stay_when_asked_for(tmp_path):
     kept = load_corpus(lrc_folder(tmp_path / "歌词"), CorpusConfig(keep_credits=True))
     assert kept.text.startswith("^作词：某某\n作曲 : 某某\n春风吹过小河边\n")
+
+
+def test_the_shijing_songbook_of_the_worked_example_reads_as_305_songs_by_section(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import REPO, shared
+
+    data = shared("chinese-poetry", "shijing")
+    subprocess.run([sys.executable, REPO / "scripts" / "shijing_lrc.py", data, "-o", tmp_path / "诗经歌词"], check=True,
+                   capture_output=True)
+    corpus = load_corpus(tmp_path / "诗经歌词", CorpusConfig(labels=True))
+    assert corpus.layout == "blank" and corpus.paragraphs == 305
+    assert {"郑风", "周南", "鹿鸣之什"} <= set(corpus.labels) and "[" not in corpus.text and "作词" not in corpus.text
