@@ -121,3 +121,17 @@ def test_the_shijing_songbook_of_the_worked_example_reads_as_305_songs_by_sectio
     corpus = load_corpus(tmp_path / "诗经歌词", CorpusConfig(labels=True))
     assert corpus.layout == "blank" and corpus.paragraphs == 305
     assert {"郑风", "周南", "鹿鸣之什"} <= set(corpus.labels) and "[" not in corpus.text and "作词" not in corpus.text
+
+
+def test_a_folder_of_one_song_files_trains_a_song_a_paragraph(tmp_path):
+    for singer, name, song in [("山歌人", "1.txt", SONGS[0]), ("山歌人", "2.txt", SONGS[1]), ("海风", "3.txt", SONGS[2])]:
+        (tmp_path / "歌" / singer).mkdir(parents=True, exist_ok=True)
+        verses = song.split("\n")
+        # a verse, a blank line, the chorus: inside one file, the blank line does not end the song
+        (tmp_path / "歌" / singer / name).write_text("\n".join(verses[:2]) + "\n\n" + "\n".join(verses[2:]) + "\n",
+                                                     encoding="utf-8")
+    by_file = load_corpus(tmp_path / "歌", CorpusConfig(paragraphs="file"))
+    assert by_file.text == "".join(f"^{song}\n" for song in SONGS) and by_file.info.layout == "blank"
+    assert load_corpus(tmp_path / "歌").paragraphs == 6  # left to auto: the blank lines cut each song in two
+    labelled = load_corpus(tmp_path / "歌", CorpusConfig(paragraphs="file", labels=True, label_min_count=1))
+    assert set(labelled.labels) == {"山歌人", "海风"}

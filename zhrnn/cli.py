@@ -84,10 +84,11 @@ def _train_parser(sub) -> None:
     d.add_argument("--min-count", type=int, default=S, help="少于此次数的字记为 <unk> / rarer characters become <unk> (default 1)")
     d.add_argument("--max-vocab", type=int, default=S, help="词表上限 / vocabulary size limit")
     d.add_argument("--encoding", default=S, help="文件编码, 默认自动检测 / file encoding (default: detect UTF-8/GBK/Big5)")
-    d.add_argument("--paragraphs", choices=["auto", "line", "blank", "off"], default=S,
+    d.add_argument("--paragraphs", choices=["auto", "line", "blank", "file", "off"], default=S,
                    help="段落: auto (默认: 多数行在空行隔开的多行块里, 如歌词, 就按块分段, 否则每行一段) / 每行一段 / 空行分段 / "
-                        "不加 '^' / auto (default: blank-line blocks when most lines stand in blocks of several, as in "
-                        "songs, else line), line, blank, or off")
+                        "每个文件一段 (一首歌一个文件) / 不加 '^' / auto (default: blank-line blocks when most lines stand in "
+                        "blocks of several, as in songs, else line), line, blank, file (each file one: a folder of "
+                        "songs), or off")
     d.add_argument("--marker", default=S, help="段首标记 / paragraph marker (default ^)")
     d.add_argument("--keep-credits", action="store_true", default=S,
                    help=".lrc 歌词保留“作词：… 作曲：…”等署名行 (默认去掉) / keep the credit lines of .lrc files (dropped by default)")

@@ -307,19 +307,26 @@ def file_pieces(path: Path, encoding: str | None, encodings: dict[str, str]) -> 
 
 
 def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: bool = False,
-                credits: bool = False) -> Iterator[str]:
+                credits: bool = False, per_file: bool = False) -> Iterator[str]:
     """All files' text in pieces, one file after another, joined by '\\n'. A .lrc file is one song:
     its lyric lines (lyrics.clean_lrc; credit lines kept only with credits) between blank lines, and
-    with labels its artist (the [ar:] tag, else the folder's name) as the song's label."""
+    with labels its artist (the [ar:] tag, else the folder's name) as the song's label. per_file
+    (--paragraphs file): every file is one such block, its own blank lines left out."""
     for i, f in enumerate(all_files(paths)):
         if i:
             yield "\n"
-        if f.suffix.lower() != ".lrc":
+        lrc = f.suffix.lower() == ".lrc"
+        if not lrc and not per_file:
             yield from file_pieces(f, encoding, encodings)
             continue
-        song, artist = clean_lrc("".join(file_pieces(f, encoding, encodings)), credits)  # a song is small: read whole
+        text = "".join(file_pieces(f, encoding, encodings))  # a song is small: read whole
+        artist = None
+        if lrc:
+            text, artist = clean_lrc(text, credits)
+        song = "\n".join(line.strip() for line in text.splitlines() if line.strip())
         if song:
-            label = (artist or _folder(f, paths)).replace("\t", " ") if labels else ""
+            named = labels and "\t" not in song.split("\n", 1)[0]  # a label of its own comes first
+            label = (artist or _folder(f, paths)).replace("\t", " ") if named else ""
             yield f"\n{label}\t{song}\n\n" if label else f"\n{song}\n\n"
 
 

@@ -34,15 +34,16 @@ from ..errors import ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
 
-PARAGRAPH_MODES = ("auto", "line", "blank", "off")
+PARAGRAPH_MODES = ("auto", "line", "blank", "file", "off")
 CHORUS_SHARE = 0.05  # a text whose paragraphs repeat this share of their lines or more has choruses (songs)
 
 
 @dataclass
 class CorpusConfig:
     encoding: str | None = None  # None: detect UTF-8 / UTF-16 / GB18030 (GBK) / Big5
-    paragraphs: str = "auto"  # line: one line = one paragraph; blank: blank-line separated blocks; off;
-    # auto: blank when most lines stand in blocks of several between blank lines (songs, poems), else line
+    paragraphs: str = "auto"  # line: one line = one paragraph; blank: blank-line separated blocks; file: each
+    # file one (a folder of songs); off; auto: blank when most lines stand in blocks of several between blank
+    # lines (songs, poems), else line
     marker: str = "^"  # put before each paragraph; the model is primed with it when sampling
     convert: str | None = None  # OpenCC config applied to the text, e.g. "t2s"
     normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
@@ -308,7 +309,8 @@ class PreparedText:
         if not has_text:
             raise CorpusError(f"{name or ', '.join(self.encodings)} is empty (or only whitespace)")
         self.as_is = self.marker is None or marks.is_marked()
-        self.layout = marks.layout() if cfg.paragraphs == "auto" else cfg.paragraphs  # auto resolved, once
+        # auto resolved, once; a file a paragraph came from the reading as blocks between blank lines
+        self.layout = marks.layout() if cfg.paragraphs == "auto" else "blank" if cfg.paragraphs == "file" else cfg.paragraphs
         if cfg.paragraphs == "auto" and not self.as_is and marks.blocks > 1:  # blank lines: say which was taken
             log.info("paragraphs: %s", f"the {marks.blocks:,} blocks between blank lines, {marks.lines / marks.blocks:.1f} "
                      "lines each (--paragraphs line: one a line)" if self.layout == "blank" else
@@ -388,8 +390,8 @@ def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, sp
     """Files (or directories of .txt files) into the pipeline, read now; spool: a temporary file
     the caller removes when done (None: the text is kept in memory)."""
     encodings: dict[str, str] = {}
-    return PreparedText(read_pieces(paths, cfg.encoding, encodings, cfg.labels, cfg.keep_credits), cfg, labels,
-                        spool=spool, encodings=encodings)
+    pieces = read_pieces(paths, cfg.encoding, encodings, cfg.labels, cfg.keep_credits, cfg.paragraphs == "file")
+    return PreparedText(pieces, cfg, labels, spool=spool, encodings=encodings)
 
 
 def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> PreparedText:
