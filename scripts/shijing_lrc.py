@@ -1,6 +1,6 @@
 """Lay out 诗经 (chinese-poetry, public domain) as a folder of LRC song files, one folder per
 section (周南, 郑风, 鹿鸣之什 ...) as if each were a singer: the worked example of README_zh.md
-(from a folder of .lrc files to `zhrnn sample --label 郑风 --num-paragraphs 1`).
+(from a folder of .lrc files to `zhrnn sample --label 郑风 --num-paragraphs 2`).
 
     python scripts/shijing_lrc.py ../shared/corpora/chinese-poetry/shijing -o 诗经歌词
 

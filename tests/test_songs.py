@@ -37,6 +37,19 @@ def test_auto_takes_blank_line_blocks_for_songs_and_lines_for_one_poem_a_line():
     prose = prepare("第一段。\n\n第二段。\n\n第三段。\n")
     assert prose.layout == "line" and prose.paragraphs == 3 and prose.info.repeated_lines == 0
     assert prepare(SONGBOOK, CorpusConfig(paragraphs="line")).paragraphs == 12  # asked for: kept
+    # not songs: a heading over a file of poems a line, two such files, a text already marked
+    many = "\n".join(f"第{i}首诗，只有一行。" for i in range(200))
+    assert prepare("全唐诗\n\n" + many + "\n").layout == "line"
+    assert prepare(many + "\n\n" + many + "\n").layout == "line"
+    marked = prepare("^一二三\n四五六\n\n^七八九\n十\n")
+    assert marked.layout == "line" and marked.text == "^一二三\n四五六\n\n^七八九\n十\n"
+    # repeats are counted in the paragraph they are in, whatever order the paragraphs come in
+    shares = []
+    for order in (["甲\n乙\n甲", "丙", "丁\n戊"], ["丁\n戊", "丙", "甲\n乙\n甲"]):
+        text = prepare("\n\n".join(order) + "\n", CorpusConfig(paragraphs="blank"))
+        text.text  # a complete pass fills in the counts
+        shares.append(text.info.repeated_lines)
+    assert shares == [pytest.approx(1 / 5)] * 2  # one repeat in the 5 lines of the two multi-line paragraphs
 
 
 def test_corpus_inspect_says_which_it_takes(tmp_path):
@@ -85,7 +98,8 @@ def test_lrc_files_give_one_song_a_paragraph_with_no_timestamp_tag_or_credit(tmp
 
     corpus = load_corpus(lrc_folder(tmp_path / "歌词"))
     assert corpus.layout == "blank"
-    assert corpus.text == "^春风吹过小河边\n柳枝轻摇燕归来\n我们唱吧唱到天明\n^夏日蝉鸣绿荫浓\n荷花开满池塘中\n"
+    # the chorus line, stamped [00:14.10][01:20.33], is sung at both times
+    assert corpus.text == "^春风吹过小河边\n柳枝轻摇燕归来\n我们唱吧唱到天明\n我们唱吧唱到天明\n^夏日蝉鸣绿荫浓\n荷花开满池塘中\n"
     vocab = set(build_tokenizer(corpus.text, "char", marker=corpus.marker).vocab)
     assert not vocab & set("[]:：.0123456789tiarloffsetbyengvhlcd作词曲某")
     labelled = load_corpus(tmp_path / "歌词", CorpusConfig(labels=True, label_min_count=1))
@@ -107,6 +121,17 @@ def test_a_folder_of_lrc_songs_trains_and_samples_a_song_by_its_singer(tmp_path)
 def test_credit_lines_stay_when_asked_for(tmp_path):
     kept = load_corpus(lrc_folder(tmp_path / "歌词"), CorpusConfig(keep_credits=True))
     assert kept.text.startswith("^作词：某某\n作曲 : 某某\n春风吹过小河边\n")
+
+
+def test_lrc_details_order_by_time_bom_unknown_tags_traditional_credits_and_one_song_alone(tmp_path):
+    from zhrnn.text.lyrics import clean_lrc
+
+    text = ("\ufeff[ti:x]\n[ar:甲]\n[kuwo:123]\n[00:00.00]作詞：某\n[00:00.50]作词/作曲：某\n[00:05]一\n"
+            "[00:09][00:20]副歌\t唱\n[00:14]二<00:14.50>字\n无时间\n[00:25]三\n")
+    assert clean_lrc(text) == ("一\n副歌 唱\n二字\n无时间\n副歌 唱\n三", "甲")
+    (tmp_path / "独唱.lrc").write_text("[ar:乙]\n[00:01]第一句\n[00:03]第二句\n", encoding="utf-8")
+    alone = load_corpus(tmp_path / "独唱.lrc", CorpusConfig(labels=True, label_min_count=1))
+    assert alone.layout == "blank" and alone.paragraphs == 1 and set(alone.labels) == {"乙"}  # one song, one paragraph
 
 
 def test_the_shijing_songbook_of_the_worked_example_reads_as_305_songs_by_section(tmp_path):

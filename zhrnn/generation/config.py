@@ -52,6 +52,8 @@ class SampleConfig:
     def __post_init__(self, paragraphs: int | None):
         if paragraphs is not None:
             self.num_paragraphs = paragraphs
+        if self.num_paragraphs is not None and self.num_paragraphs < 1:
+            raise ConfigError(f"--num-paragraphs must be at least 1, not {self.num_paragraphs}")
         if self.length is None:
             self.length = min(MAX_LENGTH, PARAGRAPH_CAP * self.num_paragraphs) if self.num_paragraphs else 100
         if self.length < 1:

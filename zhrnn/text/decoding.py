@@ -326,11 +326,11 @@ def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: 
         song = "\n".join(line.strip() for line in text.splitlines() if line.strip())
         if song:
             named = labels and "\t" not in song.split("\n", 1)[0]  # a label of its own comes first
-            label = (artist or _folder(f, paths)).replace("\t", " ") if named else ""
+            label = (artist or folder_label(f, paths)).replace("\t", " ") if named else ""
             yield f"\n{label}\t{song}\n\n" if label else f"\n{song}\n\n"
 
 
-def _folder(f: Path, paths) -> str:
+def folder_label(f: Path, paths) -> str:
     """The folder a file is filed under: the first one below the directory given (歌词/某歌手/专辑/x.lrc
     -> 某歌手), or the one it is in."""
     for path in [paths] if isinstance(paths, (str, Path)) else paths:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import script
-from .decoding import read_pieces
+from .decoding import all_files, read_pieces
 from .pipeline import MarkStats, cut_at_lines
 from .script import is_han
 
@@ -74,11 +74,10 @@ def _script_shares(counts: Counter, sample: int = 20_000) -> tuple[float, float]
 def inspect(paths, encoding: str | None = None) -> Inspection:
     """Read as training reads (the pipeline's decoding stage), a piece at a time: any size fits."""
     encodings: dict[str, str] = {}
-    counts, lines, marks = Counter(), 0, MarkStats("^")
+    counts, marks = Counter(), MarkStats("^")
     for piece in cut_at_lines(read_pieces(paths, encoding, encodings)):
         counts.update(piece)
         marks.add(piece)
-        lines += sum(1 for line in piece.split("\n") if line.strip())
     for ch in "\n\r":
         counts.pop(ch, None)
     chars = sum(counts.values())
@@ -94,7 +93,7 @@ def inspect(paths, encoding: str | None = None) -> Inspection:
     return Inspection(
         encodings=encodings, chars=chars, distinct=len(counts), cjk_share=cjk / max(1, visible),
         cover_99=coverage(ranked, 0.99), cover_999=cover_999, traditional_share=trad, simplified_share=simp,
-        paragraphs=lines, suggested_min_count=min_count,
+        paragraphs=marks.lines, suggested_min_count=min_count,
         vocab_at_suggestion=int((values >= min_count).sum()) + 2,  # + <unk> and the marker
-        layout=marks.layout(), blocks=marks.blocks,
+        layout=marks.layout(songs=any(f.suffix.lower() == ".lrc" for f in all_files(paths))), blocks=marks.blocks,
     )

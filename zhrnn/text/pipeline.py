@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import decoding, script
-from .decoding import read_pieces
+from .decoding import all_files, read_pieces
 from .labels import assign_labels, count_labels, substitute_labels
 from ..errors import ConfigError, CorpusError
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PARAGRAPH_MODES = ("auto", "line", "blank", "file", "off")
 CHORUS_SHARE = 0.05  # a text whose paragraphs repeat this share of their lines or more has choruses (songs)
+BLOCK_LINES = 60  # auto: blocks longer than this on average are sections of a text of lines, not songs
+SEEN_LINES = 10_000  # repeated lines are looked for among this many of a paragraph's first lines (bounded memory)
 
 
 @dataclass
@@ -161,11 +163,14 @@ class MarkStats:
             self.in_blocks += self._run if self._run > 1 else 0
         self._run = 0
 
-    def layout(self) -> str:
-        """What --paragraphs auto chooses: blank when there are blocks between blank lines and most
-        lines stand in blocks of several (songs, poems of one line a verse), else line."""
+    def layout(self, songs: bool = False) -> str:
+        """What --paragraphs auto chooses: blank when there are blocks between blank lines, most
+        lines stand in blocks of several and a block is song-sized (BLOCK_LINES on average; a file
+        of poems a line with a heading, or files joined, are not songs), else line. songs (.lrc
+        files): blank."""
         self._end_run()
-        return "blank" if self.blocks >= 2 and self.in_blocks >= 0.5 * self.lines else "line"
+        blocks = self.blocks >= 2 and self.in_blocks >= 0.5 * self.lines and self.lines <= BLOCK_LINES * self.blocks
+        return "blank" if songs or blocks else "line"
 
     def is_marked(self) -> bool:
         if not self.lines:
@@ -223,7 +228,8 @@ class _Paragraphs:
         self.stray = 0  # markers of the text's own
         self.open = False  # blank mode: a paragraph has begun and not ended
         self.tail = ""  # what follows the last '\n' seen
-        self.seen: set[str] = set()  # blank mode: the lines of the paragraph going on
+        self.seen: set[int] = set()  # blank mode: hashes of the lines of the paragraph going on (SEEN_LINES at most)
+        self.own = 0  # of them, lines that repeat one before
         self.block_lines = self.repeats = 0  # lines of multi-line paragraphs, and those that repeat one before
 
     def feed(self, piece: str) -> str:
@@ -246,8 +252,10 @@ class _Paragraphs:
             return f"{self.marker}{line}\n"
         start = "\n" if self.open else self.marker
         self.open = True
-        self.repeats += line in self.seen
-        self.seen.add(line)
+        key = hash(line)
+        self.own += key in self.seen
+        if len(self.seen) < SEEN_LINES:
+            self.seen.add(key)
         return start + line
 
     def _close(self) -> str:
@@ -255,14 +263,15 @@ class _Paragraphs:
             return ""
         self.open = False
         self.paragraphs += 1
-        if len(self.seen) > 1 or self.repeats:
-            self.block_lines += len(self.seen)
-        self.seen = set()
+        if len(self.seen) + self.own > 1:  # a paragraph of several lines
+            self.block_lines += len(self.seen) + self.own
+            self.repeats += self.own
+        self.seen, self.own = set(), 0
         return "\n"
 
     @property
     def repeated_lines(self) -> float:
-        return self.repeats / max(1, self.block_lines + self.repeats)
+        return self.repeats / max(1, self.block_lines)
 
 
 class _AsIs:
@@ -290,9 +299,11 @@ class PreparedText:
     complete pass `info` holds the counts that need the whole prepared text."""
 
     def __init__(self, pieces: Iterable[str], cfg: CorpusConfig, labels: dict[str, str] | None = None,
-                 name: str | None = None, spool: Path | None = None, encodings: dict[str, str] | None = None):
+                 name: str | None = None, spool: Path | None = None, encodings: dict[str, str] | None = None,
+                 songs: bool = False):
         """pieces: decoded text; name: what an error calls it (default: the files of `encodings`,
-        which the reading fills in); labels: label tokens of a resumed or fine-tuned model, kept."""
+        which the reading fills in); labels: label tokens of a resumed or fine-tuned model, kept;
+        songs: the text is of .lrc files (auto takes a song a paragraph, even of one song)."""
         self.cfg = cfg
         self.marker = None if cfg.paragraphs == "off" else cfg.marker
         self.encodings = encodings if encodings is not None else {}  # file -> encoding it was read with
@@ -310,7 +321,9 @@ class PreparedText:
             raise CorpusError(f"{name or ', '.join(self.encodings)} is empty (or only whitespace)")
         self.as_is = self.marker is None or marks.is_marked()
         # auto resolved, once; a file a paragraph came from the reading as blocks between blank lines
-        self.layout = marks.layout() if cfg.paragraphs == "auto" else "blank" if cfg.paragraphs == "file" else cfg.paragraphs
+        self.layout = ("line" if self.as_is and self.marker else  # marked already: its own paragraphs, shown as lines
+                       marks.layout(songs) if cfg.paragraphs == "auto" else
+                       "blank" if cfg.paragraphs == "file" else cfg.paragraphs)
         if cfg.paragraphs == "auto" and not self.as_is and marks.blocks > 1:  # blank lines: say which was taken
             log.info("paragraphs: %s", f"the {marks.blocks:,} blocks between blank lines, {marks.lines / marks.blocks:.1f} "
                      "lines each (--paragraphs line: one a line)" if self.layout == "blank" else
@@ -391,7 +404,8 @@ def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, sp
     the caller removes when done (None: the text is kept in memory)."""
     encodings: dict[str, str] = {}
     pieces = read_pieces(paths, cfg.encoding, encodings, cfg.labels, cfg.keep_credits, cfg.paragraphs == "file")
-    return PreparedText(pieces, cfg, labels, spool=spool, encodings=encodings)
+    songs = any(f.suffix.lower() == ".lrc" for f in all_files(paths))
+    return PreparedText(pieces, cfg, labels, spool=spool, encodings=encodings, songs=songs)
 
 
 def load_corpus(paths, cfg: CorpusConfig | None = None, labels: dict[str, str] | None = None) -> PreparedText:

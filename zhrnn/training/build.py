@@ -114,7 +114,9 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
 
     run_dir = dist.from_main(make_run_dir)  # rank 0 writes; the others know where
     # the paragraph mode --paragraphs auto chose, kept: scoring and resuming read text as training did
-    corpus_cfg = replace(plan.corpus_cfg, paragraphs=text.info.layout)
+    corpus_cfg = plan.corpus_cfg
+    if corpus_cfg.paragraphs == "auto":
+        corpus_cfg = replace(corpus_cfg, paragraphs=text.info.layout)
     return Trainer(corpus_paths=plan.corpus_paths, corpus_cfg=corpus_cfg, cfg=cfg, text=text, split=split,
                    model=model, net=net, optimizer=optimizer, scaler=scaler, batches=batches, device=device, amp=amp,
                    run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden)

@@ -38,7 +38,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from ..text.decoding import all_files
+from ..text.decoding import all_files, folder_label
 from ..text.pipeline import CHORUS_SHARE, CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
 from ..errors import ConfigError, CorpusError
 from ..text.tokenizer import Tokenizer, cut_indexed, tokenizer_class
@@ -104,6 +104,8 @@ def cache_key(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, max_v
                "max_vocab": max_vocab, "labels": sorted((labels or {}).items()),
                "opencc": _version("opencc-python-reimplemented") if corpus_cfg.convert else None,
                "jieba": _version("jieba") if level == "word" else None}
+    if corpus_cfg.labels:  # songs may take their label from their folder: the folders count too
+        options["folders"] = [folder_label(f, paths) for f in all_files(paths)]
     h.update(json.dumps(options, sort_keys=True, ensure_ascii=False).encode())
     for f in all_files(paths):
         h.update(b"\0file\0")
