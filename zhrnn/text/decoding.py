@@ -315,7 +315,7 @@ def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: 
     for i, f in enumerate(all_files(paths)):
         if i:
             yield "\n"
-        lrc = f.suffix.lower() == ".lrc"
+        lrc = is_lyrics(f)
         if not lrc and not per_file:
             yield from file_pieces(f, encoding, encodings)
             continue
@@ -328,6 +328,11 @@ def read_pieces(paths, encoding: str | None, encodings: dict[str, str], labels: 
             named = labels and "\t" not in song.split("\n", 1)[0]  # a label of its own comes first
             label = (artist or folder_label(f, paths)).replace("\t", " ") if named else ""
             yield f"\n{label}\t{song}\n\n" if label else f"\n{song}\n\n"
+
+
+def is_lyrics(f: Path) -> bool:
+    """An LRC file: one song, read by lyrics.clean_lrc."""
+    return f.suffix.lower() == ".lrc"
 
 
 def folder_label(f: Path, paths) -> str:

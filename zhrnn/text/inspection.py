@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import script
-from .decoding import all_files, read_pieces
+from .decoding import all_files, is_lyrics, read_pieces
 from .pipeline import MarkStats, cut_at_lines
 from .script import is_han
 
@@ -95,5 +95,5 @@ def inspect(paths, encoding: str | None = None) -> Inspection:
         cover_99=coverage(ranked, 0.99), cover_999=cover_999, traditional_share=trad, simplified_share=simp,
         paragraphs=marks.lines, suggested_min_count=min_count,
         vocab_at_suggestion=int((values >= min_count).sum()) + 2,  # + <unk> and the marker
-        layout=marks.layout(songs=any(f.suffix.lower() == ".lrc" for f in all_files(paths))), blocks=marks.blocks,
+        layout=marks.layout(songs=any(map(is_lyrics, all_files(paths)))), blocks=marks.blocks,
     )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import decoding, script
-from .decoding import all_files, read_pieces
+from .decoding import all_files, is_lyrics, read_pieces
 from .labels import assign_labels, count_labels, substitute_labels
 from ..errors import ConfigError, CorpusError
 
@@ -404,7 +404,7 @@ def open_text(paths, cfg: CorpusConfig, labels: dict[str, str] | None = None, sp
     the caller removes when done (None: the text is kept in memory)."""
     encodings: dict[str, str] = {}
     pieces = read_pieces(paths, cfg.encoding, encodings, cfg.labels, cfg.keep_credits, cfg.paragraphs == "file")
-    songs = any(f.suffix.lower() == ".lrc" for f in all_files(paths))
+    songs = any(map(is_lyrics, all_files(paths)))
     return PreparedText(pieces, cfg, labels, spool=spool, encodings=encodings, songs=songs)
 
 
