@@ -160,3 +160,43 @@ def test_a_folder_of_one_song_files_trains_a_song_a_paragraph(tmp_path):
     assert load_corpus(tmp_path / "歌").paragraphs == 6  # left to auto: the blank lines cut each song in two
     labelled = load_corpus(tmp_path / "歌", CorpusConfig(paragraphs="file", labels=True, label_min_count=1))
     assert set(labelled.labels) == {"山歌人", "海风"}
+
+
+def test_line_scoped_repeats_let_a_line_end_four_times_a_paragraph_not_forever():
+    from zhrnn.generation import SampleConfig, sample
+    from zhrnn.text.tokenizer import CharTokenizer
+
+    from .test_decoding import Bigram
+
+    tok = CharTokenizer.build("甲乙丙\n")
+    # greedy on its own sings 甲乙 forever: each line's best next character is the line break
+    table = {"^": {"甲": 1.0}, "\n": {"甲": 1.0}, "甲": {"乙": 1.0}, "乙": {"\n": 0.9, "丙": 0.1},
+             "丙": {"\n": 0.9, "丙": 0.1}}
+    greedy = dict(length=80, greedy=True, no_repeat_scope="line")
+    lines = sample(Bigram(tok, table), tok, cfg=SampleConfig(**greedy))[0].split("\n")
+    assert lines[:9] == ["甲乙"] * 4 + ["甲乙丙"] * 4 + ["甲乙丙丙"]
+    assert max(lines[:-1].count(line) for line in lines[:-1]) == 4  # the last may be cut by --len
+    unbanned = sample(Bigram(tok, table), tok, cfg=SampleConfig(**greedy, no_repeat_ngram=0))[0].split("\n")
+    assert set(unbanned[:-1]) == {"甲乙"}  # with no bans at all, the loop
+
+
+def test_a_run_from_the_cache_says_again_how_auto_cut_the_paragraphs(tmp_path, caplog):
+    import logging
+
+    from zhrnn.training.encoded import encode_corpus
+
+    (tmp_path / "歌.txt").write_text(SONGBOOK, encoding="utf-8")
+    for cached in (False, True):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="zhrnn"):
+            found = encode_corpus([tmp_path / "歌.txt"], CorpusConfig(), "char", 1, None, lambda built, info: built,
+                                  cache=tmp_path / "cache")
+        assert found.cached == cached and "the 3 blocks between blank lines" in caplog.text
+
+
+def test_samples_of_a_song_model_are_set_apart_from_its_songs(singer):
+    out = run_cli("sample", "--model", str(singer.run_dir), "--start", "春", "--greedy", "--num", "2",
+                  "--num-paragraphs", "2", cwd=singer.run_dir.parent)
+    assert out.returncode == 0, out.stderr
+    two = SONGS[0] + "\n\n" + SONGS[1]  # two songs a sample, a blank line between them
+    assert out.stdout == f"{two}\n\n* * *\n\n{two}\n"

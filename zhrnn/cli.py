@@ -365,9 +365,11 @@ def cmd_sample(args) -> int:
     if streaming:
         print(script.convert(pending, args.convert))
     else:
+        # samples apart by a blank line; a model of blocks (songs) already puts one between its paragraphs
+        between = "\n* * *\n" if model.tokenizer.blocks else ""
         for i, text in enumerate(texts):
             if i:
-                print()
+                print(between)
             print(script.convert(text, args.convert).rstrip("\n"))
     if args.model is None or model.path != Path(args.model):  # which was chosen: newest run, best.pt, shipped
         log.info("model: %s (step %s)", model.path, model.info.get("step"))  # last, so an error stays one line

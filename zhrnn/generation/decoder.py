@@ -51,6 +51,8 @@ class Stream:
     tokens: list[int] = field(default_factory=list)  # generated, after the prime
     history: list[int] = field(default_factory=list)  # what a reader sees, as ids: for repetition rules
     ngrams: dict[tuple, set[int]] = field(default_factory=dict)  # (n-1)-gram of history -> tokens that followed
+    line: list[int] = field(default_factory=list)  # the line being written, as ids (for line-scoped repeats)
+    said: dict[tuple, int] = field(default_factory=dict)  # line -> times it ended in this paragraph (the same)
     shown: str = ""  # the text for people so far
     cut: int | None = None  # where a stop rule ended the text
     markers: int = 0  # paragraph markers generated
@@ -59,7 +61,7 @@ class Stream:
     def copy(self) -> "Stream":
         """An independent twin: a new field is copied too (the mutable ones need their line here)."""
         return replace(self, renderer=self.renderer.copy(), tokens=list(self.tokens), history=list(self.history),
-                       ngrams={g: set(s) for g, s in self.ngrams.items()})
+                       ngrams={g: set(s) for g, s in self.ngrams.items()}, line=list(self.line), said=dict(self.said))
 
 
 class Decoder:
@@ -131,6 +133,8 @@ class Decoder:
         tok, n = self.tokenizer, self.cfg.no_repeat_ngram
         piece = stream.renderer.feed(tok.vocab[token])
         if token == tok.marker_id:
+            stream.said.clear()  # a new paragraph (song) counts its lines afresh
+            stream.line = []
             if not piece:
                 return piece  # a paragraph start after a line break shows as nothing
             token = self.newline_id if self.newline_id is not None else token
@@ -140,8 +144,15 @@ class Decoder:
         if n > 0 and len(hist) >= n - 1:
             stream.ngrams.setdefault(tuple(hist[len(hist) - n + 1:]) if n > 1 else (), set()).add(token)
         hist.append(token)
-        if self.line_scope and token == self.newline_id:
-            stream.ngrams.clear()  # a new line: what the lines before it said may be said again
+        if self.line_scope:
+            if token == self.newline_id:
+                stream.ngrams.clear()  # a new line: what the lines before it said may be said again
+                if stream.line:
+                    key = tuple(stream.line)
+                    stream.said[key] = stream.said.get(key, 0) + 1
+                stream.line = []
+            else:
+                stream.line.append(token)
         return piece
 
     def append(self, row: int, token: int) -> None:

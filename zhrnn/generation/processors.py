@@ -25,6 +25,9 @@ from .config import SampleConfig
 from .forms import Form
 
 NEG_INF = float("-inf")
+# Under line-scoped repeats a line may end this many times in one paragraph: a chorus comes back
+# two or three times a song, while greedy decoding would otherwise sing one line forever.
+LINE_REPEATS = 4
 
 
 class BanUnknown:
@@ -110,13 +113,17 @@ class RepetitionPenalty:
 
 
 class NoRepeatNgram:
-    """No n-gram of visible tokens twice in one output (a marker that would print a banned line
-    break is banned with it). Not where the form fixes the character, and never to a dead end:
-    a row with every option banned keeps them all."""
+    """No n-gram of visible tokens twice in one output, or in one line under line scope (the
+    decoder clears a stream's n-grams at each line break), where a line that already ended
+    LINE_REPEATS times in the paragraph may not end there again. A marker that would print a
+    banned line break is banned with it. Not where the form fixes the character, and never to a
+    dead end: a row with every option banned keeps them all."""
 
-    def __init__(self, n: int, newline_id: int | None, marker_id: int | None, form: Form | None, offset: int):
+    def __init__(self, n: int, newline_id: int | None, marker_id: int | None, form: Form | None, offset: int,
+                 line_scope: bool = False):
         self.n, self.newline_id, self.marker_id = n, newline_id, marker_id
         self.form, self.offset = form, offset  # offset: positions the start text already fills
+        self.line_scope = line_scope
 
     def __call__(self, logits, streams, step):
         n = self.n
@@ -125,12 +132,13 @@ class NoRepeatNgram:
         hit_rows, hit_tokens = [], []  # gathered over the streams, then set in one indexing op
         for r, stream in enumerate(streams):
             hist = stream.history
-            banned = stream.ngrams.get(tuple(hist[-(n - 1):]) if n > 1 else ())
+            banned = set(stream.ngrams.get(tuple(hist[-(n - 1):]) if n > 1 else (), ()))
+            if self.line_scope and stream.line and stream.said.get(tuple(stream.line), 0) >= LINE_REPEATS:
+                banned |= {self.newline_id, self.marker_id}  # this line has been sung enough: it goes on or differs
+            elif self.newline_id in banned and stream.renderer.marker_breaks_line():
+                banned.add(self.marker_id)  # the marker would print that same line break
             if not banned:
                 continue
-            banned = set(banned)
-            if self.newline_id in banned and stream.renderer.marker_breaks_line():
-                banned.add(self.marker_id)  # the marker would print that same line break
             banned.discard(None)
             hit_rows += [r] * len(banned)
             hit_tokens += banned
@@ -207,7 +215,8 @@ def constraints(dec) -> list:
     if cfg.repetition_penalty > 1:
         out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, dec.device))
     if cfg.no_repeat_ngram > 0:
-        out.append(NoRepeatNgram(cfg.no_repeat_ngram, dec.newline_id, tok.marker_id, dec.form, len(dec.start_ids)))
+        out.append(NoRepeatNgram(cfg.no_repeat_ngram, dec.newline_id, tok.marker_id, dec.form, len(dec.start_ids),
+                                 dec.line_scope))
     return out
 
 

@@ -327,7 +327,8 @@ class PreparedText:
         if cfg.paragraphs == "auto" and not self.as_is and marks.blocks > 1:  # blank lines: say which was taken
             log.info("paragraphs: %s", f"the {marks.blocks:,} blocks between blank lines, {marks.lines / marks.blocks:.1f} "
                      "lines each (--paragraphs line: one a line)" if self.layout == "blank" else
-                     "one a line, as most blocks between blank lines are one line (--paragraphs blank: the blocks)")
+                     "one a line, as most blocks between blank lines are one line (--paragraphs blank: the blocks)",
+                     extra={"again": True})  # said again by a run that reads the text from the cache
         self._stray_told = False
         self.labels: dict[str, str] = self._count_labels(labels) if cfg.labels else {}
         self.info: CorpusInfo | None = None  # after a complete pass of chunks()

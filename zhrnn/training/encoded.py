@@ -139,16 +139,21 @@ def _write_once(path: Path, write: Callable[[object], None]) -> None:
 
 
 class _Warnings(logging.Handler):
-    """Collects what reading the text warns of (a guessed encoding, stray markers), so that a
-    run from the cache says it again."""
+    """Collects what reading the text warns of (a guessed encoding, stray markers) and the notes
+    it marks to be said again (extra={"again": True}: how auto cut the paragraphs), so that a run
+    from the cache says them again."""
 
     def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []  # warnings
+        self.notes: list[str] = []
         self.loggers = [logging.getLogger("zhrnn.text")]  # the text pipeline and the tokenizers
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        if record.levelno >= logging.WARNING:
+            self.messages.append(record.getMessage())
+        elif getattr(record, "again", False):
+            self.notes.append(record.getMessage())
 
     def __enter__(self):
         for logger in self.loggers:
@@ -195,6 +200,8 @@ def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
         return None
     for message in meta.get("warnings", []):
         log.warning("%s", message)
+    for message in meta.get("notes", []):
+        log.info("%s", message)
     return Encoded(ids, tokenizer, info, cached=True)
 
 
@@ -382,7 +389,8 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
         if unwritable is None:
             try:
                 _write_once(ids_path, lambda f: _write_npy(f, _remapped(provisional, expand), expand.total, dtype))
-                meta = {"tokenizer": built.to_dict(), "info": asdict(info), "warnings": warned.messages}
+                meta = {"tokenizer": built.to_dict(), "info": asdict(info), "warnings": warned.messages,
+                        "notes": warned.notes}
                 _write_once(entry / "corpus.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
                 return Encoded(np.load(ids_path, mmap_mode="r"), tokenizer, info)
             except OSError as e:
