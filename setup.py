@@ -3,6 +3,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 here = Path(__file__).parent
+SERVE = ["starlette>=0.37", "uvicorn>=0.29"]
 setup(
     name="zhrnn",
     version="0.1.0",
@@ -14,11 +15,15 @@ setup(
     # zhrnn/pretrained, so `pip install .` brings them along (zhrnn/shipped.py finds either).
     packages=[*find_packages(include=["zhrnn", "zhrnn.*"]), "zhrnn.pretrained"],
     package_dir={"zhrnn.pretrained": "pretrained"},
-    package_data={"zhrnn.generation": ["cipai.json", "pingshui.tsv"], "zhrnn.pretrained": ["*.pt", "README.md"]},
+    package_data={"zhrnn.generation": ["cipai.json", "pingshui.tsv"], "zhrnn.serve": ["page.html"],
+                  "zhrnn.pretrained": ["*.pt", "README.md"]},
     python_requires=">=3.10",
     # Any torch from 2.1 on: a user's own CUDA build is kept as it is. On a CPU-only machine
     # install a CPU build first (see README) so pip does not pull the CUDA packages.
     install_requires=["torch>=2.1", "numpy>=1.22", "jieba>=0.42", "opencc-python-reimplemented>=0.1.7", "tqdm>=4.60"],
-    extras_require={"rhyme": ["pypinyin>=0.50"], "test": ["pytest>=7", "hypothesis>=6", "pypinyin>=0.50"]},
+    # serve: the web page (zhrnn serve); test: also the page's, through httpx and a real browser (selenium
+    # drives the system's chromium where one is installed; nothing is downloaded)
+    extras_require={"rhyme": ["pypinyin>=0.50"], "serve": SERVE,
+                    "test": ["pytest>=7", "hypothesis>=6", "pypinyin>=0.50", *SERVE, "httpx>=0.27", "selenium>=4.10"]},
     entry_points={"console_scripts": ["zhrnn=zhrnn.cli:main"]},
 )

@@ -231,6 +231,21 @@ def _export_parser(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="网页版: 在浏览器里用模型写作 / a web page to write with the models",
+                       description="在本机启动网页与 JSON API (需要 pip install \"zhrnn[serve]\") / start the page and "
+                                   "the JSON API on this machine (needs the serve extra)")
+    p.add_argument("--model", action="append", default=None, metavar="MODEL",
+                   help="可重复; 默认: 自带模型与 ./runs 中最新的运行 / repeatable: a shipped name, run directory or "
+                        "checkpoint (default: the shipped models and the newest run in ./runs)")
+    p.add_argument("--host", default="127.0.0.1", help="监听地址 (默认只限本机) / address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="端口 / port (default 8000)")
+    p.add_argument("--cors", action="append", default=None, metavar="ORIGIN",
+                   help="允许其他网页调用 API 的来源 / an origin whose pages may call the API (default none)")
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
+    p.set_defaults(func=cmd_serve)
+
+
 def _check_parser(sub) -> None:
     p = sub.add_parser("check", help="格律检查 / check the 平仄, 粘对 and rhyme of regulated verse",
                        description="五言、七言的绝句、律诗与排律：每句合哪种平仄、哪个字错、失粘失对、孤平、三平尾、出韵、重韵。"
@@ -298,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _corpus_parser(sub)
     _export_parser(sub)
     _check_parser(sub)
+    _serve_parser(sub)
     return parser
 
 
@@ -436,6 +452,16 @@ def cmd_export(args) -> int:
 
     path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .errors import ConfigError
+    from .serve import serve
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be from 1 to 65535, not {args.port}")
+    serve(args.model, host=args.host, port=args.port, device=args.device, cors=args.cors)
     return 0
 
 

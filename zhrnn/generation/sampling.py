@@ -104,6 +104,111 @@ def _hold(new, old, keep: torch.Tensor):
     return torch.where(keep[None, :, None], old, new)
 
 
+class Sampling:
+    """One request's sampling, a step at a time: sample() runs it alone, the server (zhrnn/serve)
+    runs many in one batch. The caller owns the model: it runs prime() and each step's tokens
+    through it and hands back the logits and state.
+
+        job = Sampling(tokenizer, start, cfg, num, device)
+        logits, hidden = model(job.prime())
+        job.begin(logits[:, -1], hidden)
+        while (tokens := job.step()) is not None:
+            logits, hidden = model(tokens[:, None], job.hidden)
+            job.advance(logits[:, -1], hidden)
+        job.texts()
+
+    on_piece(i, piece) receives output i's text as it grows (streaming)."""
+
+    def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int = 1,
+                 device: torch.device | str = "cpu", on_piece: Callable[[int, str], None] | None = None):
+        if num < 1:
+            raise ConfigError(f"--num must be at least 1, not {num}")
+        if cfg.beam > 1:
+            raise ConfigError("--beam searches, it does not sample: use beam_search()")
+        self.cfg, self.num, self.k = cfg, num, cfg.candidates
+        self.rows = num * self.k  # output i is row k*i (with --candidates, rows k*i+1 .. are its other drafts)
+        self.dec = Decoder(tokenizer, start, cfg, self.rows, device)
+        self.generator = torch.Generator(device=self.dec.device)
+        self.generator.seed() if cfg.seed is None else self.generator.manual_seed(cfg.seed)
+        self.lines = LineChoice(tokenizer, self.k, self.rows, cfg.length_alpha, self.dec.device) if self.k > 1 else None
+        self.on_piece = on_piece
+        self.sent = [0] * num  # characters streamed of each output: the text only grows, stop rules cut only what is new
+        self.logits = self.hidden = None
+        self.held = [False] * self.rows  # rows whose line is written, waiting for their group (--candidates)
+        self.step_count = 0
+
+    def prime(self) -> torch.Tensor:
+        """(rows, P): the marker, label and start text every row begins from."""
+        return torch.tensor(self.dec.prime, device=self.dec.device).repeat(self.rows, 1)
+
+    def begin(self, logits: torch.Tensor, hidden) -> None:
+        """logits (rows, V) after the prime, and the state it left."""
+        self.logits, self.hidden = logits, hidden
+
+    @property
+    def done(self) -> bool:
+        return all(self.dec.done)
+
+    def step(self) -> torch.Tensor | None:
+        """Choose and record each row's next token; the tokens (rows,) to run through the model
+        next, or None when every output is finished (no forward pass after the last token)."""
+        dec, cfg, step = self.dec, self.cfg, self.step_count
+        processed = dec.process(self.logits, step)
+        if cfg.greedy:
+            nxt = processed.argmax(-1)  # (rows,)
+        else:
+            nxt = draw(dec.warp(processed, step).softmax(-1), self.generator)  # (rows,)
+        self.held = self.lines.waiting.copy() if self.lines is not None else [False] * self.rows
+        moved = [not (s.done or h) for s, h in zip(dec.streams, self.held)]
+        for row, token in enumerate(nxt.tolist()):
+            if moved[row]:
+                dec.append(row, token)
+        if self.lines is not None:
+            self.lines.record(self.logits, nxt, moved, dec.done)
+        self.step_count += 1
+        if self.done:
+            parents = self.lines.choose() if self.lines is not None else None
+            if parents is not None:  # the last lines are chosen too
+                self.dec.reorder(parents)
+            self._flush(final=True)
+            return None
+        return nxt
+
+    def advance(self, logits: torch.Tensor, hidden) -> None:
+        """logits (rows, V) and the state after the tokens step() gave."""
+        if any(self.held):  # a waiting row keeps its state: it has not taken a token
+            keep = torch.tensor(self.held, device=self.dec.device)  # (rows,)
+            logits = torch.where(keep[:, None], self.logits, logits)
+            hidden = _hold(hidden, self.hidden, keep)
+        self.logits, self.hidden = logits, hidden
+        parents = self.lines.choose() if self.lines is not None else None
+        if parents is not None:
+            self.dec.reorder(parents)
+            index = torch.tensor(parents, device=self.dec.device)
+            self.logits, self.hidden = self.logits.index_select(0, index), _select(self.hidden, index)
+        if self.lines is None or parents is not None:  # with --candidates, only chosen lines are shown
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if self.on_piece is None:
+            return
+        dec = self.dec
+        for i, row in enumerate(range(0, self.rows, self.k)):
+            if final:
+                ready = len(dec.text(row))
+            else:
+                ready, shown = dec.end(row), dec.streams[row].shown
+                while ready > self.sent[i] and shown[ready - 1] == "\n":  # a line break may yet be cut: hold it back
+                    ready -= 1
+            if ready > self.sent[i]:
+                self.on_piece(i, dec.text(row)[self.sent[i]:ready] if final else shown[self.sent[i]:ready])
+                self.sent[i] = ready
+
+    def texts(self) -> list[str]:
+        """The outputs as people read them."""
+        return [self.dec.text(row) for row in range(0, self.rows, self.k)]
+
+
 @torch.inference_mode()
 def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleConfig | None = None,
            num: int = 1, device: torch.device | str = "cpu",
@@ -111,73 +216,21 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
     """num texts, each beginning with start (rendered: no markers). on_text, when given with
     num == 1, receives the text piece by piece as it is generated (streaming)."""
     cfg = cfg or SampleConfig()
-    if num < 1:
-        raise ConfigError(f"--num must be at least 1, not {num}")
     if cfg.beam > 1:
         if num > 1:
             raise ConfigError("--beam finds the one most likely text; it does not go with --num")
         return [beam_search(model, tokenizer, start, cfg, device)]
-    k = cfg.candidates
-    rows = num * k  # output i is row k*i (with --candidates, rows k*i+1 .. are its other drafts)
-    dec = Decoder(tokenizer, start, cfg, rows, device)
+    streamed = (lambda i, piece: on_text(piece)) if on_text is not None and num == 1 else None
+    job = Sampling(tokenizer, start, cfg, num, device, on_piece=streamed)
     was_training = model.training
     model.eval()
-    generator = torch.Generator(device=dec.device)
-    generator.seed() if cfg.seed is None else generator.manual_seed(cfg.seed)
-    lines = LineChoice(tokenizer, k, rows, cfg.length_alpha, dec.device) if k > 1 else None
-
-    x = torch.tensor(dec.prime, device=dec.device).repeat(rows, 1)  # (N*K, P)
-    logits, hidden = model(x)
-    logits = logits[:, -1]  # (N*K, V)
-    stream = on_text is not None and num == 1
-    sent = 0  # characters streamed so far: the text only grows, and stop rules cut only what is new
-
-    def flush(final: bool) -> None:
-        nonlocal sent
-        if final:
-            ready = len(dec.text(0))
-        else:
-            ready, shown = dec.end(0), dec.streams[0].shown
-            while ready > sent and shown[ready - 1] == "\n":  # a line break may yet be cut: hold it back
-                ready -= 1
-        if ready > sent:
-            on_text(dec.text(0)[sent:ready] if final else shown[sent:ready])
-            sent = ready
-
-    step = 0
-    while not all(dec.done):
-        processed = dec.process(logits, step)
-        if cfg.greedy:
-            nxt = processed.argmax(-1)  # (N*K,)
-        else:
-            nxt = draw(dec.warp(processed, step).softmax(-1), generator)  # (N*K,)
-        held = lines.waiting.copy() if lines is not None else [False] * rows  # rows whose line is written
-        moved = [not (s.done or h) for s, h in zip(dec.streams, held)]
-        for row, token in enumerate(nxt.tolist()):
-            if moved[row]:
-                dec.append(row, token)
-        if lines is not None:
-            lines.record(logits, nxt, moved, dec.done)
-        step += 1
-        if not all(dec.done):  # no forward pass after the last token
-            new_logits, new_hidden = model(nxt[:, None], hidden)
-            if any(held):  # a waiting row keeps its state: it has not taken a token
-                keep = torch.tensor(held, device=dec.device)  # (N*K,)
-                logits = torch.where(keep[:, None], logits, new_logits[:, -1])
-                hidden = _hold(new_hidden, hidden, keep)
-            else:
-                logits, hidden = new_logits[:, -1], new_hidden
-        parents = lines.choose() if lines is not None else None
-        if parents is not None:
-            dec.reorder(parents)
-            index = torch.tensor(parents, device=dec.device)
-            logits, hidden = logits.index_select(0, index), _select(hidden, index)
-        if stream and (lines is None or parents is not None):
-            flush(final=False)
+    logits, hidden = model(job.prime())
+    job.begin(logits[:, -1], hidden)
+    while (tokens := job.step()) is not None:
+        logits, hidden = model(tokens[:, None], job.hidden)
+        job.advance(logits[:, -1], hidden)
     model.train(was_training)
-    if stream:
-        flush(final=True)
-    return [dec.text(row) for row in range(0, rows, k)]
+    return job.texts()
 
 
 @torch.no_grad()

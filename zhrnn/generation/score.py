@@ -69,13 +69,19 @@ def score_prepared(model: CharRNN, tokenizer: Tokenizer, prepared: str, device="
     return out
 
 
+def shown(score: Score, marker: str | None, blocks: bool = False) -> list[tuple[str, float]]:
+    """Each scored piece as the text shows it (markers rendered, by the one rule) with its bits."""
+    renderer = Renderer(marker, blocks=blocks)
+    return [(renderer.feed(piece), bits) for piece, bits in zip(score.pieces, score.bits)]
+
+
 def heatmap_html(score: Score, marker: str | None, title: str = "zhrnn score", blocks: bool = False) -> str:
     """A self-contained page: each character shaded by its surprise, the bits on hover."""
     top = max(score.bits, default=1.0) or 1.0
-    renderer, spans = Renderer(marker, blocks=blocks), []
-    for piece, bits in zip(score.pieces, score.bits):
+    spans = []
+    for piece, bits in shown(score, marker, blocks):
         alpha = min(1.0, bits / top)
-        for i, part in enumerate(renderer.feed(piece).split("\n")):  # as the text is shown: markers rendered
+        for i, part in enumerate(piece.split("\n")):
             if i:
                 spans.append("<br>\n")
             if part:

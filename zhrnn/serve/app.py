@@ -1,0 +1,194 @@
+"""The web server: a page (page.html) and a JSON API over the loaded models.
+
+    GET  /                          the page
+    GET  /api/models                every model's card
+    GET  /api/models/{name}/curve.svg   its training curve
+    POST /api/generate              server-sent events: {"i": output, "text": piece} ..., then
+                                    {"done": true, "texts": [...]} (or {"error": ...})
+    POST /api/score                 {"bpc", "chars", "unknown", "pieces": [[text, bits], ...]}
+    POST /api/next                  {"top": [[token, p], ...], "lines": [[text, score], ...]}
+
+A POST body is a JSON object (Content-Type application/json, which a page of another site cannot
+send here without CORS). Models are named by the names the server lists, so a request never names
+a file. Sampling runs in the model's Batcher; so does every other use of the model.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..api import TextModel
+from ..errors import ZhrnnError
+from ..generation.sampling import Sampling
+from ..generation.score import score_text, shown
+from ..generation.stepper import Stepper
+from .batcher import Batcher, Job
+from .cards import card, curve_svg, log_records
+from .requests import BadRequest, Limits, _number, _text, fields, parse_body, sample_request
+
+log = logging.getLogger(__name__)
+PAGE = Path(__file__).with_name("page.html")
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1", "testserver"]
+
+
+@dataclass
+class Served:
+    """A model as the server holds it."""
+    model: TextModel
+    batcher: Batcher
+    card: dict
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_hosts: list[str] | None = None,
+               cors: list[str] | None = None) -> Starlette:
+    """The app for these models (name -> model). allowed_hosts: Host headers answered (the
+    loopback names by default, against DNS rebinding; ["*"] for any); cors: origins allowed to
+    call the API from their pages (none by default)."""
+    served = {name: Served(m, Batcher(m.model, limits.rows), card(name, m)) for name, m in models.items()}
+    page = PAGE.read_text(encoding="utf-8")
+
+    def pick(data: dict) -> Served:
+        name = data.get("model", next(iter(served)))
+        if not isinstance(name, str) or name not in served:
+            raise BadRequest(f"no model {str(name)[:40]!r} here; the models are {', '.join(served)}", 404)
+        return served[name]
+
+    async def body(request: Request) -> dict:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise BadRequest("send the request as JSON (Content-Type: application/json)", 415)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.body_bytes:
+            raise BadRequest(f"the request body is over {limits.body_bytes:,} bytes", 413)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.body_bytes:
+                raise BadRequest(f"the request body is over {limits.body_bytes:,} bytes", 413)
+            chunks.append(chunk)
+        return parse_body(b"".join(chunks), limits)
+
+    async def on_model(entry: Served, fn):
+        return await asyncio.wrap_future(entry.batcher.call(fn))
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    async def list_models(request: Request) -> Response:
+        return JSONResponse({"models": [s.card for s in served.values()], "limits": limits.__dict__})
+
+    async def curve(request: Request) -> Response:
+        entry = served.get(request.path_params["name"])
+        if entry is None:
+            return _error(404, "no such model")
+        return Response(curve_svg(log_records(entry.model)), media_type="image/svg+xml")
+
+    async def generate(request: Request) -> Response:
+        data = await body(request)
+        entry = pick(data)
+        start, num, cfg = sample_request({k: v for k, v in data.items() if k != "model"}, limits)
+        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+
+        def emit(event: tuple) -> None:  # on the batcher's thread
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        tok = entry.model.tokenizer
+        job = Job(Sampling(tok, start, cfg, num, entry.model.device, on_piece=lambda i, piece: emit(("piece", i, piece))),
+                  emit)
+        if not entry.batcher.submit(job):
+            raise BadRequest(f"the server is writing {limits.rows} streams already; try again in a moment", 429)
+
+        async def events():
+            try:
+                while True:
+                    waiting = [await queue.get()]
+                    while not queue.empty():  # what arrived while the last write went out: one write
+                        waiting.append(queue.get_nowait())
+                    out, pieces, last = [], {}, None  # pieces: output -> text, merged in order
+                    for kind, *rest in waiting:
+                        if kind == "piece":
+                            pieces[rest[0]] = pieces.get(rest[0], "") + rest[1]
+                        else:
+                            last = {"done": True, "texts": rest[0]} if kind == "done" else {"error": rest[0]}
+                    out = [{"i": i, "text": text} for i, text in pieces.items()] + ([last] if last else [])
+                    yield "".join(f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in out)
+                    if last is not None:
+                        return
+            finally:  # finished, or the client went away: its rows leave the batch
+                job.cancel()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def score(request: Request) -> Response:
+        data = await body(request)
+        fields(data, {"model", "text"})
+        entry = pick(data)
+        text = _text(data.get("text", ""), "text", limits.text)
+        if not text.strip():
+            raise BadRequest("text is empty")
+        m = entry.model
+        result = await on_model(entry, lambda: score_text(m.model, m.tokenizer, text, m.info.get("corpus_config"),
+                                                          m.device))
+        return JSONResponse({"bpc": result.bpc, "chars": result.chars, "unknown": result.unknown,
+                             "pieces": [[piece, round(bits, 3)] for piece, bits in
+                                        shown(result, m.tokenizer.marker, m.tokenizer.blocks)]})
+
+    async def next_(request: Request) -> Response:
+        data = await body(request)
+        fields(data, {"model", "text", "k", "lines", "temperature", "seed"})
+        entry = pick(data)
+        text = _text(data.get("text", ""), "text", limits.text)
+        k = _number(data.get("k", 8), "k", 1, limits.choices, True)
+        lines = _number(data.get("lines", 0), "lines", 0, limits.choices, True)
+        temperature = _number(data.get("temperature", 0.8), "temperature", 0.05, 5, False)
+        seed = _number(data["seed"], "seed", 0, 2**63 - 1, True) if data.get("seed") is not None else None
+        m = entry.model
+
+        def offer():
+            stepper = Stepper(m.model, m.tokenizer, text, m.device, seed=seed)
+            drafted = stepper.lines(lines, temperature) if lines else []
+            return {"text": stepper.text, "top": [[token, round(p, 4)] for token, p in stepper.top(k)],
+                    "lines": [[line.text, round(line.score, 3)] for line in drafted]}
+
+        return JSONResponse(await on_model(entry, offer))
+
+    async def refused(request: Request, e: Exception) -> Response:
+        if isinstance(e, BadRequest):
+            return _error(e.status, str(e))
+        if isinstance(e, ZhrnnError):  # the text or options cannot work (an unknown character, a bad form)
+            return _error(400, str(e))
+        if isinstance(e, HTTPException):
+            return _error(e.status_code, e.detail)
+        log.exception("request failed")
+        return _error(500, f"internal error ({type(e).__name__})")
+
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS)]
+    if cors:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"],
+                                     allow_headers=["Content-Type"]))
+    app = Starlette(routes=[Route("/", index), Route("/api/models", list_models),
+                            Route("/api/models/{name}/curve.svg", curve),
+                            Route("/api/generate", generate, methods=["POST"]),
+                            Route("/api/score", score, methods=["POST"]),
+                            Route("/api/next", next_, methods=["POST"])],
+                    middleware=middleware,
+                    exception_handlers={Exception: refused, HTTPException: refused, ZhrnnError: refused,
+                                        BadRequest: refused})
+    app.state.served = served
+    return app
