@@ -17,6 +17,7 @@ LAYERS = [
     {"zhrnn.generation"},
     {"zhrnn.training"},
     {"zhrnn.api"},
+    {"zhrnn.serve"},
     {"zhrnn.cli", "zhrnn.interactive", "zhrnn", "zhrnn.__main__"},
 ]
 
