@@ -333,3 +333,23 @@ def test_a_temperature_list_follows_each_streams_own_position():
     streams = [SimpleNamespace(tokens=[1, 2]), SimpleNamespace(tokens=[1])]  # a --candidates row waited a step
     out = Temperature((0.5, 2.0))(torch.ones(2, 3), streams, 2)
     assert out[0, 0] == 2.0 and out[1, 0] == 0.5
+
+
+def test_drafted_lines_stream_only_once_chosen_for_each_output():
+    """Outputs whose lines end at different steps: each streams its own chosen lines only (the
+    server streams every output of a request)."""
+    import zhrnn
+    from zhrnn.generation.sampling import Sampling
+
+    m = zhrnn.load("唐诗")
+    for seed in range(3):
+        pieces = ["", ""]
+        job = Sampling(m.tokenizer, "春", SampleConfig(length=60, seed=seed, temperature=1.5, candidates=3), 2,
+                       on_piece=lambda i, p: pieces.__setitem__(i, pieces[i] + p))
+        logits, hidden = m.model(job.prime())
+        job.begin(logits[:, -1], hidden)
+        while (tokens := job.step()) is not None:
+            logits, hidden = m.model(tokens[:, None], job.hidden)
+            job.advance(logits[:, -1], hidden)
+        assert pieces == job.texts() == m.generate_many(2, start="春", length=60, seed=seed, temperature=1.5,
+                                                        candidates=3)

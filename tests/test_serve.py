@@ -32,7 +32,7 @@ def models(trained):
 
 @pytest.fixture(scope="module")
 def client(models):
-    with TestClient(create_app(models, Limits(rows=16))) as c:
+    with TestClient(create_app(models, Limits(rows=16)), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -57,6 +57,14 @@ def test_a_request_streams_the_text_the_cli_writes(client, trained):
     for e in events(client, **body)[:-1]:
         pieces[e["i"]] += e["text"]
     assert pieces == texts
+    # drafts of lines: an output streams only its chosen lines, whatever the other outputs' drafts do
+    body = dict(start="春", length=60, num=2, seed=3, temperature=1.5, candidates=3)
+    got = events(client, **body)
+    pieces = ["", ""]
+    for e in got[:-1]:
+        pieces[e["i"]] += e["text"]
+    assert pieces == got[-1]["texts"] == model.generate_many(2, start="春", length=60, seed=3, temperature=1.5,
+                                                             candidates=3)
 
 
 def test_requests_join_and_leave_one_running_batch(trained):
@@ -83,6 +91,23 @@ def test_requests_join_and_leave_one_running_batch(trained):
     # one forward pass a step for all of them: fewer passes than the longest request alone would
     # need plus the others, and at least once every row of every request in one pass
     assert batcher.steps < 2 * 90 + 16 and batcher.widest >= 2 * 4 + 1 + 3
+
+
+def test_a_listener_that_fails_ends_its_request_not_the_batcher(trained):
+    model = zhrnn.load(trained.run_dir)
+    batcher = Batcher(model.model, max_rows=8)
+
+    def broken(i, piece):
+        raise RuntimeError("the event loop is closed")
+
+    seen = []
+    batcher.submit(Job(Sampling(model.tokenizer, "床", SampleConfig(length=50), 1, on_piece=broken), seen.append))
+    done = threading.Event()
+    batcher.submit(Job(Sampling(model.tokenizer, "床", SampleConfig(greedy=True, length=12), 1),
+                       lambda e: (seen.append(e), done.set()) if e[0] == "done" else None))
+    assert done.wait(30) and ("done", [POEMS[:12]]) in seen and seen[0][0] == "error"
+    assert batcher.call(lambda: 42).result(10) == 42  # still serving
+    batcher.stop()
 
 
 def test_a_client_that_goes_away_frees_its_stream(trained):
@@ -113,14 +138,13 @@ HOSTILE = [  # (body, status, a fragment of the error)
     ({"model": "../../etc/passwd"}, 404, "no model"), ({"model": "/tmp/x.pt"}, 404, "no model"),
     ({"model": "唐诗"}, 404, "no model"), ({"model": {"path": "x"}}, 404, "no model"),
     ({"start": "☃☃"}, 400, "does not know"), ({"label": "李白"}, 400, "without labels"),
-    ({"form": "十言绝句"}, 400, "form"), ({"tones": "rm -rf"}, 400, "tones"), ({"path": "/etc/passwd"}, 400, "unknown field"),
+    ({"form": "十言绝句"}, 400, "form"), ({"start": "\ud800"}, 400, "surrogate"), ({"\ud800": 1}, 400, "unknown field"), ({"tones": "rm -rf"}, 400, "tones"), ({"path": "/etc/passwd"}, 400, "unknown field"),
 ]
 
 
 @pytest.mark.parametrize("body,status,fragment", HOSTILE)
 def test_hostile_requests_get_a_clean_4xx(client, body, status, fragment):
-    r = client.post("/api/generate", content=json.dumps(body).replace("NaN", "NaN"),
-                    headers={"Content-Type": "application/json"})
+    r = client.post("/api/generate", content=json.dumps(body), headers={"Content-Type": "application/json"})
     assert r.status_code == status and fragment in r.json()["error"], r.text
 
 
@@ -129,6 +153,8 @@ def test_malformed_bodies_and_hosts_get_a_clean_4xx_and_the_server_keeps_serving
     assert client.post("/api/generate", content=b"{not json", headers=json_type).status_code == 400
     assert client.post("/api/generate", content=b"[1, 2]", headers=json_type).status_code == 400
     assert client.post("/api/generate", content=b"\xff\xfe", headers=json_type).status_code == 400
+    assert client.post("/api/generate", content=b"[" * 30_000 + b"]" * 30_000, headers=json_type).status_code == 400
+    assert client.post("/api/generate", content=b'{"num": ' + b"9" * 5_000 + b"}", headers=json_type).status_code == 400
     big = client.post("/api/generate", content=b'{"start": "' + b"a" * 1_000_000 + b'"}', headers=json_type)
     assert big.status_code == 413 and "bytes" in big.json()["error"]
     plain = client.post("/api/generate", content='{"start": "床"}'.encode(), headers={"Content-Type": "text/plain"})
@@ -140,12 +166,14 @@ def test_malformed_bodies_and_hosts_get_a_clean_4xx_and_the_server_keeps_serving
     assert client.post("/api/score", json={"text": ""}).status_code == 400
     assert client.post("/api/score", json={"text": "床" * 30_000}).status_code == 413
     assert client.post("/api/next", json={"k": 10**9}).status_code == 400
+    assert client.post("/api/next", content=json.dumps({"text": "\ud800"}), headers=json_type).status_code == 400
+    assert client.post("/api/next", json={"text": "床" * 2_001}).status_code == 413
     assert "access-control-allow-origin" not in client.get("/api/models", headers={"Origin": "http://evil.example"}).headers
     assert events(client, start="床", greedy=True, length=12)[-1]["texts"] == [POEMS[:12]]  # still serving
 
 
 def test_too_many_parallel_streams_wait_their_turn_with_429(models):
-    with TestClient(create_app(models, Limits(rows=4))) as c:
+    with TestClient(create_app(models, Limits(rows=4)), base_url="http://127.0.0.1") as c:
         app_batcher = next(iter(c.app.state.served.values())).batcher
         assert app_batcher.submit(Job(Sampling(models[next(iter(models))].tokenizer, "床",
                                                SampleConfig(length=2000, temperature=1.0), 4), lambda e: None))
@@ -161,6 +189,8 @@ def test_score_next_and_cards(client, models, trained):
     offered = client.post("/api/next", json={"text": "床前明", "k": 3, "lines": 2, "seed": 0}).json()
     assert offered["top"][0][0] == "月" and offered["top"][0][1] > 0.5 and len(offered["top"]) == 3
     assert offered["lines"] and offered["lines"][0][0].startswith("月")
+    after = client.post("/api/next", json={"text": POEMS.splitlines()[0] + "\n", "k": 5}).json()
+    assert after["top"] and all(token != "^" for token, _ in after["top"])  # a marker is not offered as text
     listed = client.get("/api/models").json()
     (card,) = listed["models"]
     assert card["name"] == "run" and card["vocab"] == len(model.tokenizer) and card["curve"] and listed["limits"]["num"]

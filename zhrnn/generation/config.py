@@ -95,8 +95,6 @@ class SampleConfig:
             raise ConfigError(f"--candidates must be from 1 to {MAX_CANDIDATES}, not {self.candidates}")
         if self.candidates > 1 and (self.greedy or self.beam > 1):
             raise ConfigError("--candidates draws lines to choose from; with --greedy or --beam every draw is the same")
-        if self.num_paragraphs is not None and self.num_paragraphs < 1:
-            raise ConfigError(f"--num-paragraphs must be at least 1, not {self.num_paragraphs}")
         if self.form and (self.num_paragraphs is not None or self.stop):
             raise ConfigError("--num-paragraphs and --stop do not go with --form: the form decides where the poem ends")
 

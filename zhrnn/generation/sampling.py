@@ -81,8 +81,9 @@ class LineChoice:
 
     def choose(self) -> list[int] | None:
         """Where a whole group has ended its line: each row's parent (the best line of its group),
-        counters reset; None when no group has."""
+        counters reset; None when no group has. self.chosen: the outputs whose line was chosen."""
         parents, chosen = list(range(len(self.waiting))), False
+        self.chosen = set()
         scores = [line_score(lp, n, self.alpha) for lp, n in zip(self.logp.tolist(), self.tokens)]
         for first in range(0, len(parents), self.k):
             group = range(first, first + self.k)
@@ -93,6 +94,7 @@ class LineChoice:
                 parents[r], self.waiting[r], self.tokens[r] = best, False, 0
                 self.logp[r] = 0.0
             chosen = True
+            self.chosen.add(first // self.k)
         return parents if chosen else None
 
 
@@ -186,14 +188,19 @@ class Sampling:
             self.dec.reorder(parents)
             index = torch.tensor(parents, device=self.dec.device)
             self.logits, self.hidden = self.logits.index_select(0, index), _select(self.hidden, index)
-        if self.lines is None or parents is not None:  # with --candidates, only chosen lines are shown
+        if self.lines is None:
             self._flush(final=False)
+        elif parents is not None:  # with --candidates, only chosen lines are shown
+            self._flush(final=False, outputs=self.lines.chosen)
 
-    def _flush(self, final: bool) -> None:
+    def _flush(self, final: bool, outputs=None) -> None:
+        """Hand on what is new of each output (of `outputs` only, when given)."""
         if self.on_piece is None:
             return
         dec = self.dec
         for i, row in enumerate(range(0, self.rows, self.k)):
+            if outputs is not None and i not in outputs:
+                continue  # its drafts are still being written: row k*i holds an unchosen one
             if final:
                 ready = len(dec.text(row))
             else:

@@ -81,6 +81,16 @@ class Stepper:
         """Append text (refused with VocabularyError if the model cannot read it)."""
         self.take(self.tokenizer.encode(resolve_start(text, self.tokenizer, "text")).tolist())
 
+    def read(self, text: str) -> None:
+        """Append text as one action and one state, in one forward pass: for a caller that never
+        undoes inside it (the server reads a whole text so far), at the cost of one step's state,
+        not one per character."""
+        ids = self.tokenizer.encode(resolve_start(text, self.tokenizer, "text")).tolist()
+        if ids:
+            self.actions.append(len(self.states))
+            before, _, hidden = self.states[-1]
+            self._push(ids, hidden, before)
+
     def take(self, tokens: list[int]) -> None:
         """Append tokens (a candidate line's ids) as one action."""
         self.actions.append(len(self.states))

@@ -68,6 +68,8 @@ def serve(specs: list[str] | None, host: str = "127.0.0.1", port: int = 8000, de
     public = not is_loopback(host)
     if public:
         log.warning("serving on %s: anyone who can reach this address can use the models", host)
-    app = create_app(models, allowed_hosts=["*"] if public else None, cors=cors)
+    from .app import LOOPBACK_HOSTS
+
+    app = create_app(models, allowed_hosts=["*"] if public else sorted({*LOOPBACK_HOSTS, host}), cors=cors)
     log.info("serving %s on http://%s:%d", ", ".join(models), host if ":" not in host else f"[{host}]", port)
     uvicorn.run(app, host=host, port=port, log_level="warning")

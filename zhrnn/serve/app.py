@@ -15,8 +15,10 @@ a file. Sampling runs in the model's Batcher; so does every other use of the mod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from .requests import BadRequest, Limits, _number, _text, fields, parse_body, sa
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("page.html")
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1", "testserver"]
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 
 
 @dataclass
@@ -51,8 +53,9 @@ class Served:
     card: dict
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str) -> Response:
+    # ensure_ascii: a message that quotes a request's text stays valid whatever that text holds
+    return Response(json.dumps({"error": message}), status_code=status, media_type="application/json")
 
 
 def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_hosts: list[str] | None = None,
@@ -73,7 +76,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise BadRequest("send the request as JSON (Content-Type: application/json)", 415)
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.body_bytes:
+        if re.fullmatch(r"[0-9]{1,18}", declared) and int(declared) > limits.body_bytes:
             raise BadRequest(f"the request body is over {limits.body_bytes:,} bytes", 413)
         chunks, size = [], 0
         async for chunk in request.stream():
@@ -84,7 +87,10 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
         return parse_body(b"".join(chunks), limits)
 
     async def on_model(entry: Served, fn):
-        return await asyncio.wrap_future(entry.batcher.call(fn))
+        future = entry.batcher.call(fn)
+        if future is None:
+            raise BadRequest("the model has too much waiting already; try again in a moment", 429)
+        return await asyncio.wrap_future(future)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page)
@@ -104,7 +110,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
         start, num, cfg = sample_request({k: v for k, v in data.items() if k != "model"}, limits)
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
-        def emit(event: tuple) -> None:  # on the batcher's thread
+        def emit(event: tuple) -> None:  # on the batcher's thread; raises once the loop has closed
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         tok = entry.model.tokenizer
@@ -153,17 +159,22 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
         data = await body(request)
         fields(data, {"model", "text", "k", "lines", "temperature", "seed"})
         entry = pick(data)
-        text = _text(data.get("text", ""), "text", limits.text)
+        text = _text(data.get("text", ""), "text", limits.so_far)
         k = _number(data.get("k", 8), "k", 1, limits.choices, True)
         lines = _number(data.get("lines", 0), "lines", 0, limits.choices, True)
         temperature = _number(data.get("temperature", 0.8), "temperature", 0.05, 5, False)
         seed = _number(data["seed"], "seed", 0, 2**63 - 1, True) if data.get("seed") is not None else None
         m = entry.model
 
+        marker = m.tokenizer.marker
+
         def offer():
-            stepper = Stepper(m.model, m.tokenizer, text, m.device, seed=seed)
+            stepper = Stepper(m.model, m.tokenizer, device=m.device, seed=seed)
+            stepper.read(text)  # one forward pass, one state: the page never undoes inside it
             drafted = stepper.lines(lines, temperature) if lines else []
-            return {"text": stepper.text, "top": [[token, round(p, 4)] for token, p in stepper.top(k)],
+            # a paragraph marker cannot be typed back as text: what is offered is text
+            top = [[token, round(p, 4)] for token, p in stepper.top(k + 1) if token != marker][:k]
+            return {"text": stepper.text, "top": top,
                     "lines": [[line.text, round(line.score, 3)] for line in drafted]}
 
         return JSONResponse(await on_model(entry, offer))
@@ -182,7 +193,13 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
     if cors:
         middleware.append(Middleware(CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"],
                                      allow_headers=["Content-Type"]))
-    app = Starlette(routes=[Route("/", index), Route("/api/models", list_models),
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        for entry in served.values():  # what is still being written is told the server stops
+            entry.batcher.stop()
+
+    app = Starlette(lifespan=lifespan, routes=[Route("/", index), Route("/api/models", list_models),
                             Route("/api/models/{name}/curve.svg", curve),
                             Route("/api/generate", generate, methods=["POST"]),
                             Route("/api/score", score, methods=["POST"]),

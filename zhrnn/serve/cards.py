@@ -64,7 +64,7 @@ def curve_svg(records: list[dict], width: int = 560, height: int = 260) -> str:
     head = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" ' \
            'font-family="sans-serif" font-size="11">'
     if not points:
-        return head + f'<text x="10" y="20">no evaluations in the log</text></svg>'
+        return head + '<text x="10" y="20">no evaluations in the log</text></svg>'
     left, right, top, bottom = 44, 10, 10, 34
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
     y0, y1 = min(p[1] for p in points), max(p[1] for p in points)

@@ -29,7 +29,8 @@ class Limits:
     num: int = 8  # outputs of one request
     candidates: int = 8  # drafts of each line
     rows: int = 64  # streams (outputs x drafts) of every request together: more waits its turn with 429
-    text: int = 20_000  # characters to score, or of the text so far of the interactive writer
+    text: int = 20_000  # characters to score
+    so_far: int = 2_000  # characters of the interactive writer's text so far (read a step at a time)
     start: int = 200  # characters of a start, acrostic or label
     choices: int = 20  # next characters or lines offered
 
@@ -47,7 +48,17 @@ def _text(value, name: str, most: int) -> str:
         raise BadRequest(f"{name} must be a string, not {json.dumps(value)[:40]}")
     if len(value) > most:
         raise BadRequest(f"{name} is {len(value):,} characters; at most {most:,}", 413)
+    if not _encodable(value):
+        raise BadRequest(f"{name} holds a lone surrogate (\\ud800-\\udfff), which is no character")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_body(body: bytes, limits: Limits) -> dict:
@@ -56,8 +67,8 @@ def parse_body(body: bytes, limits: Limits) -> dict:
         raise BadRequest(f"the request body is over {limits.body_bytes:,} bytes", 413)
     try:
         data = json.loads(body.decode("utf-8")) if body else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadRequest(f"the request body is not JSON ({type(e).__name__})") from None
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, nested too deep, an integer of 5,000 digits
+        raise BadRequest(f"the request body is not JSON that can be read ({type(e).__name__})") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return data
@@ -66,7 +77,8 @@ def parse_body(body: bytes, limits: Limits) -> dict:
 def fields(data: dict, allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(unknown)[:100]}; known: {', '.join(sorted(allowed))}")
+        named = ", ".join(name if _encodable(name) else ascii(name) for name in unknown)
+        raise BadRequest(f"unknown field(s) {named[:100]}; known: {', '.join(sorted(allowed))}")
 
 
 GENERATE = {"model", "start", "length", "num", "temperature", "top_k", "top_p", "seed", "form", "acrostic", "label",
