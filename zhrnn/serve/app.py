@@ -38,7 +38,7 @@ from ..generation.score import score_text, shown
 from ..generation.stepper import Stepper
 from .batcher import Batcher, Job
 from .cards import card, curve_svg, log_records
-from .requests import BadRequest, Limits, _number, _text, fields, parse_body, sample_request
+from .requests import BadRequest, Limits, next_request, parse_body, sample_request, score_request
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("page.html")
@@ -143,11 +143,8 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
 
     async def score(request: Request) -> Response:
         data = await body(request)
-        fields(data, {"model", "text"})
+        text = score_request(data, limits)
         entry = pick(data)
-        text = _text(data.get("text", ""), "text", limits.text)
-        if not text.strip():
-            raise BadRequest("text is empty")
         m = entry.model
         result = await on_model(entry, lambda: score_text(m.model, m.tokenizer, text, m.info.get("corpus_config"),
                                                           m.device))
@@ -157,16 +154,9 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
 
     async def next_(request: Request) -> Response:
         data = await body(request)
-        fields(data, {"model", "text", "k", "lines", "temperature", "seed"})
+        text, k, lines, temperature, seed = next_request(data, limits)
         entry = pick(data)
-        text = _text(data.get("text", ""), "text", limits.so_far)
-        k = _number(data.get("k", 8), "k", 1, limits.choices, True)
-        lines = _number(data.get("lines", 0), "lines", 0, limits.choices, True)
-        temperature = _number(data.get("temperature", 0.8), "temperature", 0.05, 5, False)
-        seed = _number(data["seed"], "seed", 0, 2**63 - 1, True) if data.get("seed") is not None else None
-        m = entry.model
-
-        marker = m.tokenizer.marker
+        m, marker = entry.model, entry.model.tokenizer.marker
 
         def offer():
             stepper = Stepper(m.model, m.tokenizer, device=m.device, seed=seed)

@@ -118,3 +118,22 @@ def sample_request(data: dict, limits: Limits) -> tuple[str, int, SampleConfig]:
     if num * cfg.candidates > limits.rows:
         raise BadRequest(f"num x candidates is {num * cfg.candidates}; at most {limits.rows}")
     return start, num, cfg
+
+
+def score_request(data: dict, limits: Limits) -> str:
+    """The text of a /api/score body."""
+    fields(data, {"model", "text"})
+    text = _text(data.get("text", ""), "text", limits.text)
+    if not text.strip():
+        raise BadRequest("text is empty")
+    return text
+
+
+def next_request(data: dict, limits: Limits) -> tuple[str, int, int, float, int | None]:
+    """The text so far, next characters, candidate lines, temperature and seed of a /api/next body."""
+    fields(data, {"model", "text", "k", "lines", "temperature", "seed"})
+    return (_text(data.get("text", ""), "text", limits.so_far),
+            _number(data.get("k", 8), "k", 1, limits.choices, True),
+            _number(data.get("lines", 0), "lines", 0, limits.choices, True),
+            _number(data.get("temperature", 0.8), "temperature", 0.05, 5, False),
+            _number(data["seed"], "seed", 0, 2**63 - 1, True) if data.get("seed") is not None else None)
