@@ -127,7 +127,7 @@ class Sampling:
             raise ConfigError(f"--num must be at least 1, not {num}")
         if cfg.beam > 1:
             raise ConfigError("--beam searches, it does not sample: use beam_search()")
-        self.cfg, self.num, self.k = cfg, num, cfg.candidates
+        self.cfg, self.k = cfg, cfg.candidates
         self.rows = num * self.k  # output i is row k*i (with --candidates, rows k*i+1 .. are its other drafts)
         self.dec = Decoder(tokenizer, start, cfg, self.rows, device)
         self.generator = torch.Generator(device=self.dec.device)

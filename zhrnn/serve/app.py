@@ -107,7 +107,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
     async def generate(request: Request) -> Response:
         data = await body(request)
         entry = pick(data)
-        start, num, cfg = sample_request({k: v for k, v in data.items() if k != "model"}, limits)
+        start, num, cfg = sample_request(data, limits)
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
         def emit(event: tuple) -> None:  # on the batcher's thread; raises once the loop has closed
@@ -125,7 +125,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
                     waiting = [await queue.get()]
                     while not queue.empty():  # what arrived while the last write went out: one write
                         waiting.append(queue.get_nowait())
-                    out, pieces, last = [], {}, None  # pieces: output -> text, merged in order
+                    pieces, last = {}, None  # pieces: output -> text, merged in order
                     for kind, *rest in waiting:
                         if kind == "piece":
                             pieces[rest[0]] = pieces.get(rest[0], "") + rest[1]
