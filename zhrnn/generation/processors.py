@@ -132,13 +132,15 @@ class NoRepeatNgram:
         hit_rows, hit_tokens = [], []  # gathered over the streams, then set in one indexing op
         for r, stream in enumerate(streams):
             hist = stream.history
-            banned = set(stream.ngrams.get(tuple(hist[-(n - 1):]) if n > 1 else (), ()))
-            if self.line_scope and stream.line and stream.said.get(tuple(stream.line), 0) >= LINE_REPEATS:
+            followed = stream.ngrams.get(tuple(hist[-(n - 1):]) if n > 1 else ())
+            sung = self.line_scope and stream.said and stream.said.get(tuple(stream.line), 0) >= LINE_REPEATS
+            if not (followed or sung):
+                continue  # the common case: nothing to ban
+            banned = set(followed or ())
+            if sung:
                 banned |= {self.newline_id, self.marker_id}  # this line has been sung enough: it goes on or differs
             elif self.newline_id in banned and stream.renderer.marker_breaks_line():
                 banned.add(self.marker_id)  # the marker would print that same line break
-            if not banned:
-                continue
             banned.discard(None)
             hit_rows += [r] * len(banned)
             hit_tokens += banned
