@@ -8,6 +8,7 @@ step; with the adaptive one a 2x512 GRU trains about twice as fast (BENCHMARKS.m
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,18 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """The model in eval mode inside the block, and back in the mode it had after it, whatever
+    happens inside (an exception while scoring must not leave a training model in eval mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def map_hidden(hidden, fn):
