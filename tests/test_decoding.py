@@ -9,7 +9,7 @@ import torch
 import zhrnn
 from zhrnn.errors import ConfigError
 from zhrnn.generation import SampleConfig, Stepper, beam_search
-from zhrnn.generation.decoder import Decoder
+from zhrnn.generation.request import Request
 from zhrnn.interactive import run as interactive
 from zhrnn.generation.score import heatmap_html, score_text
 
@@ -65,7 +65,7 @@ def test_no_repeat_ngram_stops_the_loops_greedy_falls_into(model):
 
 def test_repetition_penalty_shrinks_recent_characters_but_not_punctuation(model):
     tok = model.tokenizer
-    dec = Decoder(tok, "春眠", SampleConfig(repetition_penalty=2.0, no_repeat_ngram=0), 1, "cpu")
+    dec = Request(tok, "春眠", SampleConfig(repetition_penalty=2.0, no_repeat_ngram=0), 1, "cpu")
     logits = torch.zeros(1, len(tok))
     spring, sleep, comma, other = tok.index["春"], tok.index["眠"], tok.index["，"], tok.index["床"]
     logits[0, [spring, sleep, comma, other]] = torch.tensor([4.0, -4.0, 4.0, 4.0])
@@ -126,7 +126,7 @@ def test_score_command_and_heat_map(trained, tmp_path):
 
 
 def test_interactive_choose_type_undo_and_continue(model):
-    stepper = Stepper(model.model, model.tokenizer, "床", seed=0)
+    stepper = Stepper(model.model, model.tokenizer, "床", SampleConfig(seed=0))
     assert stepper.top(1)[0][0] == "前"
     out = io.StringIO()
     # 1 picks the top candidate 前, 明 is typed, - undoes it, +3 lets the model write three more,
@@ -169,7 +169,7 @@ def test_every_decoding_path_runs_on_any_cell_with_or_without_markers(cell, mark
         assert len(m.generate("", 40, seed=0, **options)) == 40  # no start text: the penalty has no history yet
         assert m.generate("春", 40, seed=0, **options).startswith("春")
     assert re.fullmatch(r"(\w{5}，\w{5}。\n?){2}", m.generate(form="五言绝句", seed=0))
-    stepper = Stepper(m.model, m.tokenizer, "春", seed=0)
+    stepper = Stepper(m.model, m.tokenizer, "春", SampleConfig(seed=0))
     assert stepper.text == "春"  # the priming token never shows, marker or not
     if marker is None:
         with pytest.raises(ConfigError, match="paragraph markers"):
@@ -202,7 +202,7 @@ def test_the_start_text_counts_for_no_repeat(model):
 
 
 def test_undo_takes_back_a_whole_continuation(model):
-    stepper = Stepper(model.model, model.tokenizer, "床", seed=0)
+    stepper = Stepper(model.model, model.tokenizer, "床", SampleConfig(seed=0))
     stepper.continue_(5)
     stepper.feed("明月")
     assert stepper.undo() and stepper.text == "床前明月光，"
@@ -313,14 +313,14 @@ def test_interactive_offers_candidate_lines_the_most_probable_first():
     line_start = {"甲": 0.55, "乙": 0.45}
     table = {"^": line_start, "，": line_start, "甲": {"丙": 0.5, "丁": 0.5}, "乙": {"戊": 1.0},
              "丙": {"，": 1.0}, "丁": {"，": 1.0}, "戊": {"，": 1.0}}
-    stepper = Stepper(Bigram(tok, table), tok, seed=0)
-    lines = stepper.lines(32, temperature=1.0)
+    stepper = Stepper(Bigram(tok, table), tok, cfg=SampleConfig(seed=0, temperature=1.0))
+    lines = stepper.lines(32)
     assert [line.text for line in lines][0] == "乙戊，" and sorted(line.text for line in lines) == ["乙戊，", "甲丁，", "甲丙，"]
     assert lines[0].score == pytest.approx(math.log(0.45) / 3 ** SampleConfig.length_alpha)
     assert stepper.text == ""  # offering adds nothing
     out = io.StringIO()
     # = offers the lines, 1 takes the best, 9 is no line of the next offer, - undoes the whole line
-    text = interactive(stepper, inp=io.StringIO("=\n1\n=\n9\n=\n2\n-\nq\n"), out=out, lines=32, temperature=1.0)
+    text = interactive(stepper, inp=io.StringIO("=\n1\n=\n9\n=\n2\n-\nq\n"), out=out, lines=32)
     assert "(no line 9)" in out.getvalue() and "乙戊，" in out.getvalue()
     assert text == "乙戊，"
 
@@ -353,3 +353,72 @@ def test_drafted_lines_stream_only_once_chosen_for_each_output():
             job.advance(logits[:, -1], hidden)
         assert pieces == job.texts() == m.generate_many(2, start="春", length=60, seed=seed, temperature=1.5,
                                                         candidates=3)
+
+
+def test_a_processors_memory_follows_its_rows_through_beam_reordering(model):
+    """Row 0 wrote 床前明, row 1 春眠不: after reorder([1, 1]) both rows are row 1, so 春眠 may not be
+    followed by 不 again in either, and 床前 may be followed by 明. Skipping the processors'
+    reorder would leave row 0 banning after its own old text instead."""
+    tok = model.tokenizer
+    req = Request(tok, "", SampleConfig(no_repeat_ngram=3), 2, "cpu")
+    for row, text in enumerate(["床前明", "春眠不"]):
+        for token in tok.encode(text).tolist():
+            req.append(row, token)
+    req.reorder([1, 1])
+    for token in tok.encode("春眠").tolist():
+        for row in range(2):
+            req.append(row, token)
+    out = req.process(torch.zeros(2, len(tok)), 5)
+    assert not torch.isfinite(out[:, tok.index["不"]]).any()  # 春眠不 was row 1's: banned in both rows now
+    twin = req.fork([0])  # a fork copies the memory and leaves this request's alone
+    twin.append(0, tok.index["觉"])
+    assert [s.tokens for s in req.streams] == [tok.encode("春眠不春眠").tolist()] * 2
+
+
+def test_beam_search_keeps_the_no_repeat_rule(model):
+    looping = model.generate("床", 120, beam=3, no_repeat_ngram=0)
+    assert len(set(fourgrams(looping))) < len(fourgrams(looping))  # the memorised text comes round again
+    text = model.generate("床", 120, beam=3)
+    assert len(set(fourgrams(text))) == len(fourgrams(text))
+
+
+def test_the_interactive_writer_keeps_the_rules_of_sample(model):
+    # no-repeat: the memorised poem cannot come round again, as in `zhrnn sample`
+    free = Stepper(model.model, model.tokenizer, "床", SampleConfig(seed=0, no_repeat_ngram=0, greedy=True))
+    free.continue_(120)
+    assert len(set(fourgrams(free.text))) < len(fourgrams(free.text))
+    kept = Stepper(model.model, model.tokenizer, "床", SampleConfig(seed=0, greedy=True))
+    kept.continue_(120)
+    assert len(set(fourgrams(kept.text))) == len(fourgrams(kept.text))
+    # the same text, the same rules: what interactive offers first is what greedy sampling writes
+    assert kept.text == model.generate("床", len(kept.text), greedy=True)
+    # a form: offers only what the form allows, candidate lines of its length, and it ends the poem
+    poem = Stepper(model.model, model.tokenizer, "", SampleConfig(seed=1, form="七言绝句"))
+    assert all(tok not in "，。\n" for tok, _ in poem.top(20))  # the first position wants a character
+    assert all(re.fullmatch(r"\w{7}，", line.text) for line in poem.lines(6))
+    poem.continue_(100)
+    assert poem.done and re.fullmatch(r"(\w{7}，\w{7}。\n?){2}", poem.text), poem.text
+
+
+def test_an_exception_inside_scoring_or_sampling_leaves_the_model_in_its_mode():
+    from zhrnn.generation import sample
+    from zhrnn.generation.score import score_prepared
+
+    m = untrained("gru", "^")
+
+    class Broken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = m.model
+
+        def forward(self, *args, **kwargs):
+            if not self.training:  # scoring and sampling run the model in eval mode: fail there
+                raise RuntimeError("out of memory")
+            return self.inner(*args, **kwargs)
+
+    broken = Broken().train()
+    for run in (lambda: score_prepared(broken, m.tokenizer, "^春眠不觉晓"),
+                lambda: sample(broken, m.tokenizer, "春", SampleConfig(seed=0))):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            run()
+        assert broken.training  # back in training mode, as it was

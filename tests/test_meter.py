@@ -278,9 +278,9 @@ def test_the_masks_never_leave_a_step_without_a_character(monkeypatch):
     import torch
 
     from zhrnn import api
-    from zhrnn.generation.decoder import Decoder
+    from zhrnn.generation.request import Request
 
-    process = Decoder.process
+    process = Request.process
     steps = []
 
     def checked(self, logits, step):
@@ -288,7 +288,7 @@ def test_the_masks_never_leave_a_step_without_a_character(monkeypatch):
         steps.append(bool(torch.isfinite(out).any(-1).all()))
         return out
 
-    monkeypatch.setattr(Decoder, "process", checked)
+    monkeypatch.setattr(Request, "process", checked)
     model = api.load("唐诗")
     cases = [dict(form="七言律诗", temperature=3.0), dict(form="五言律诗", tones_strict=True, temperature=2.0),
              dict(form="七言绝句", acrostic="春夏秋冬", start="春风"), dict(form="五言绝句", tones="新韵"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from .errors import ConfigError, VocabularyError
-from .generation.config import check_temperature
 from .generation import Stepper
 
 HELP = ("1-9 选候选字 choose | 直接输入文字 type text | = 候选整句 candidate lines | - 撤销上一步 undo the last step | "
@@ -16,9 +15,8 @@ def shown(token: str) -> str:
     return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(token, token)
 
 
-def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys.stdout, inp=sys.stdin,
-        lines: int = 5) -> str:
-    check_temperature(temperature)
+def run(stepper: Stepper, candidates: int = 9, out=sys.stdout, inp=sys.stdin, lines: int = 5) -> str:
+    """The terminal loop; the stepper's SampleConfig decides the temperature, the rules and the seed."""
     if candidates < 1 or lines < 1:
         raise ConfigError(f"--top and --lines must be at least 1, not {min(candidates, lines)}")
     print(HELP, file=out)
@@ -39,7 +37,7 @@ def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys
         choices, drafts = drafts, []
         try:
             if line == "=":
-                drafts = stepper.lines(lines, temperature)
+                drafts = stepper.lines(lines)
             elif choices and line.isascii() and line.isdigit():
                 if 1 <= int(line) <= len(choices):
                     stepper.take(choices[int(line) - 1].ids)
@@ -47,12 +45,12 @@ def run(stepper: Stepper, candidates: int = 9, temperature: float = 0.8, out=sys
                     print(f"(no line {line})", file=out)
                     drafts = choices
             elif line == "":
-                stepper.continue_(10, temperature)
+                stepper.continue_(10)
             elif line == "-":
                 if not stepper.undo():
                     print("(nothing to undo)", file=out)
             elif line.startswith("+") and line[1:].isascii() and line[1:].isdigit():
-                stepper.continue_(int(line[1:]), temperature)
+                stepper.continue_(int(line[1:]))
             elif line.isascii() and line.isdigit() and 1 <= int(line) <= len(options):
                 stepper.feed(options[int(line) - 1][0])
             else:

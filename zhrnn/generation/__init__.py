@@ -1,10 +1,10 @@
 """Generation: a trained model and a request -> text.
 
     config.py      SampleConfig: the options of one request, checked once
-    decoder.py     the request's prime, processors and per-stream state (Stream)
+    request.py     a request: its prime, its processors (which keep their own per-row state), its streams
     processors.py  the logits processors: masks, penalties, temperature, top-k/top-p
     sampling.py    sample() and beam_search(): the model stepped, streams drawn
-    stepper.py     step-by-step generation for the interactive writer
+    stepper.py     step-by-step generation for the interactive writer, on the same request path
     forms.py, rhyme.py   poem forms (诗体, 词牌) and rhyme groups behind the form processors
     score.py       how surprised a model is by a text, and its heat map
 """

@@ -3,11 +3,16 @@ decoding and beam search alike. Each is one small class,
 
     processor(logits (n, V), streams, step) -> logits (n, V)
 
-given the streams it scores (their history is what a repetition rule looks at) and the step
-(tokens generated so far by the batch; under --form every stream is at that position, while
-without one a --candidates row that waits for its group falls behind, so a rule about a stream's
-own position reads len(stream.tokens)). A new constraint (a tone pattern, a
-banned word list) is one new class here and one line in constraints() at the end.
+given the streams it scores (their tokens and rendered text) and the step (tokens generated so
+far by the batch; under --form every stream is at that position, while without one a
+--candidates row that waits for its group falls behind, so a rule about a stream's own position
+reads len(stream.tokens)).
+
+A rule that remembers what a row has written keeps that memory itself, one entry per row: the
+request tells it each token a row takes (update) and each reordering of the rows (reorder: beam
+search, a chosen line), so everything about one rule is in one class. A new constraint (a tone
+pattern, a banned word list, a rhyme across a song) is one class here, its line in constraints()
+at the end, and its test.
 
 Constraints and penalties run first; the sampling warpers (temperature, top-k, top-p) only when
 sampling. Masked tokens get -inf.
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections import deque
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
@@ -30,7 +37,27 @@ NEG_INF = float("-inf")
 LINE_REPEATS = 4
 
 
-class BanUnknown:
+class Processor:
+    """A step of the next-token distribution. A stateless rule needs only __call__; a stateful one
+    keeps a list `rows` of per-row state and overrides update, and its reorder copies the rows
+    (two rows may come from one parent, and Request.fork must leave the original untouched)."""
+
+    rows: list = []
+
+    def __call__(self, logits: torch.Tensor, streams: list, step: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update(self, row: int, token: int, seen: int | None) -> None:
+        """Row `row` took `token`; `seen` is what a reader sees of it as an id (a marker shows as
+        the line break it prints), or None when it shows nothing (a label, a marker at a line's start)."""
+
+    def reorder(self, parents: list[int]) -> None:
+        """Row i becomes a copy of row parents[i]."""
+        if self.rows:
+            self.rows = [self.rows[p].copy() for p in parents]
+
+
+class BanUnknown(Processor):
     """<unk> is never emitted."""
 
     def __init__(self, unk_id: int):
@@ -41,7 +68,7 @@ class BanUnknown:
         return logits
 
 
-class PlaceLabels:
+class PlaceLabels(Processor):
     """A context-label token goes right after a paragraph marker and nowhere else; with --label,
     every paragraph begins with the one asked for."""
 
@@ -60,7 +87,7 @@ class PlaceLabels:
         return logits.masked_fill(~allowed, NEG_INF)
 
 
-class FormMask:
+class FormMask(Processor):
     """--form / --acrostic: at each position only what the form allows (any Chinese character,
     or the one character fixed there)."""
 
@@ -74,7 +101,7 @@ class FormMask:
         return logits
 
 
-class StreamMask:
+class StreamMask(Processor):
     """A mask that depends on what each stream has written: --rhyme (the 韵脚 stay in the group the
     first one chose) and --tones (the 平仄 and rhyme of a pattern the poem so far still fits). rule
     is the Form's method giving (V,) bool for a position and the poem's ids, or None; a mask that
@@ -95,45 +122,91 @@ class StreamMask:
         return logits
 
 
-class RepetitionPenalty:
+class RepetitionPenalty(Processor):
     """Divides the probability of a character seen in the last `window` visible tokens by
     `penalty`: unlike CTRL's rule on the sign of a logit, the same for any shift of the logits
     (an adaptive output gives log-probabilities, all negative). Punctuation, spaces, line breaks
     and the marker are exempt: a poem repeats ，and 。 by design."""
 
-    def __init__(self, tokenizer: Tokenizer, penalty: float, window: int, device):
+    def __init__(self, tokenizer: Tokenizer, penalty: float, window: int, rows: int, device):
         self.log_penalty, self.window = math.log(penalty), window
         self.penalisable = _content_tokens(tuple(tokenizer.vocab), tokenizer.unk_id, tokenizer.marker_id).to(device)
+        self.rows = [Recent(deque(maxlen=window)) for _ in range(rows)]  # each row's last visible tokens
+
+    def update(self, row, token, seen):
+        if seen is not None:
+            self.rows[row].tokens.append(seen)
 
     def __call__(self, logits, streams, step):
         hits = torch.zeros(len(streams), logits.size(-1), dtype=torch.bool, device=logits.device)  # (n, V)
-        for r, stream in enumerate(streams):
-            hits[r, torch.tensor(stream.history[-self.window:], dtype=torch.long, device=logits.device)] = True
+        for r, recent in enumerate(self.rows):
+            hits[r, torch.tensor(list(recent.tokens), dtype=torch.long, device=logits.device)] = True
         return logits - (hits & self.penalisable) * self.log_penalty
 
 
-class NoRepeatNgram:
+@dataclass
+class Recent:
+    """The last visible tokens of a row (RepetitionPenalty)."""
+    tokens: deque
+
+    def copy(self) -> "Recent":
+        return Recent(deque(self.tokens, maxlen=self.tokens.maxlen))
+
+
+@dataclass
+class Said:
+    """What NoRepeatNgram remembers of a row."""
+    tail: list[int] = field(default_factory=list)  # the last n-1 visible tokens
+    ngrams: dict[tuple, set[int]] = field(default_factory=dict)  # (n-1)-gram -> tokens that followed it
+    line: list[int] = field(default_factory=list)  # the line being written (line scope)
+    lines: dict[tuple, int] = field(default_factory=dict)  # line -> times it ended in this paragraph
+
+    def copy(self) -> "Said":
+        return Said(list(self.tail), {g: set(s) for g, s in self.ngrams.items()}, list(self.line), dict(self.lines))
+
+
+class NoRepeatNgram(Processor):
     """No n-gram of visible tokens twice in one output, or in one line under line scope (the
-    decoder clears a stream's n-grams at each line break), where a line that already ended
-    LINE_REPEATS times in the paragraph may not end there again. A marker that would print a
-    banned line break is banned with it. Not where the form fixes the character, and never to a
-    dead end: a row with every option banned keeps them all."""
+    n-grams are forgotten at each line break), where a line that already ended LINE_REPEATS times
+    in the paragraph may not end there again. A marker that would print a banned line break is
+    banned with it. Not where the form fixes the character, and never to a dead end: a row with
+    every option banned keeps them all."""
 
     def __init__(self, n: int, newline_id: int | None, marker_id: int | None, form: Form | None, offset: int,
-                 line_scope: bool = False):
+                 rows: int, line_scope: bool = False):
         self.n, self.newline_id, self.marker_id = n, newline_id, marker_id
         self.form, self.offset = form, offset  # offset: positions the start text already fills
         self.line_scope = line_scope
+        self.rows = [Said() for _ in range(rows)]
+
+    def update(self, row, token, seen):
+        said, n = self.rows[row], self.n
+        if token == self.marker_id:
+            said.lines.clear()  # a new paragraph (song) counts its lines afresh
+            said.line = []
+        if seen is None:
+            return
+        if len(said.tail) == n - 1:
+            said.ngrams.setdefault(tuple(said.tail), set()).add(seen)
+        if n > 1:
+            said.tail = (said.tail + [seen])[-(n - 1):]
+        if self.line_scope:
+            if seen == self.newline_id:
+                said.ngrams.clear()  # a new line: what the lines before it said may be said again
+                if said.line:
+                    key = tuple(said.line)
+                    said.lines[key] = said.lines.get(key, 0) + 1
+                said.line = []
+            else:
+                said.line.append(seen)
 
     def __call__(self, logits, streams, step):
-        n = self.n
         if self.form is not None and self.offset + step < len(self.form) and self.form.slots[self.offset + step] is not None:
             return logits
         hit_rows, hit_tokens = [], []  # gathered over the streams, then set in one indexing op
-        for r, stream in enumerate(streams):
-            hist = stream.history
-            followed = stream.ngrams.get(tuple(hist[-(n - 1):]) if n > 1 else ())
-            sung = self.line_scope and stream.said and stream.said.get(tuple(stream.line), 0) >= LINE_REPEATS
+        for r, (stream, said) in enumerate(zip(streams, self.rows)):
+            followed = said.ngrams.get(tuple(said.tail))
+            sung = self.line_scope and said.lines and said.lines.get(tuple(said.line), 0) >= LINE_REPEATS
             if not (followed or sung):
                 continue  # the common case: nothing to ban
             banned = set(followed or ())
@@ -155,7 +228,7 @@ class NoRepeatNgram:
 # --- sampling warpers ------------------------------------------------------------------------
 
 
-class Temperature:
+class Temperature(Processor):
     """Divides the logits by the temperature of each stream's next character (a list is cycled,
     one per character)."""
 
@@ -170,7 +243,7 @@ class Temperature:
         return logits / per_row[:, None]
 
 
-class TopK:
+class TopK(Processor):
     """Only the k most likely tokens."""
 
     def __init__(self, k: int):
@@ -183,7 +256,7 @@ class TopK:
         return logits.masked_fill(logits < kth, NEG_INF)
 
 
-class TopP:
+class TopP(Processor):
     """Nucleus sampling: drop a token when the more likely tokens before it already cover p
     (the first is always kept)."""
 
@@ -202,27 +275,27 @@ class TopP:
 # --- the lists a request applies ---------------------------------------------------------------
 
 
-def constraints(dec) -> list:
-    """The constraints and penalties of a request (dec: its decoder.Decoder), in the order they apply."""
-    cfg, tok = dec.cfg, dec.tokenizer
+def constraints(req) -> list[Processor]:
+    """The constraints and penalties of a request (req: its request.Request), in the order they apply."""
+    cfg, tok = req.cfg, req.tokenizer
     out = [BanUnknown(tok.unk_id)]
     if tok.label_ids:
-        out.append(PlaceLabels(tok, dec.label_id, dec.device))
-    if dec.form is not None:  # a form is char level: the start fills one position per id
-        out.append(FormMask(dec.form, len(dec.start_ids)))
-        if dec.form.rhyme_positions:
-            out.append(StreamMask(dec.form, dec.start_ids, dec.form.rhyme_allowed))
-        if dec.form.meter is not None:
-            out.append(StreamMask(dec.form, dec.start_ids, dec.form.tones_allowed))
+        out.append(PlaceLabels(tok, req.label_id, req.device))
+    if req.form is not None:  # a form is char level: the start fills one position per id
+        out.append(FormMask(req.form, len(req.start_ids)))
+        if req.form.rhyme_positions:
+            out.append(StreamMask(req.form, req.start_ids, req.form.rhyme_allowed))
+        if req.form.meter is not None:
+            out.append(StreamMask(req.form, req.start_ids, req.form.tones_allowed))
     if cfg.repetition_penalty > 1:
-        out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, dec.device))
+        out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, req.rows, req.device))
     if cfg.no_repeat_ngram > 0:
-        out.append(NoRepeatNgram(cfg.no_repeat_ngram, dec.newline_id, tok.marker_id, dec.form, len(dec.start_ids),
-                                 dec.line_scope))
+        out.append(NoRepeatNgram(cfg.no_repeat_ngram, req.newline_id, tok.marker_id, req.form, len(req.start_ids),
+                                 req.rows, req.line_scope))
     return out
 
 
-def warpers(cfg: SampleConfig) -> list:
+def warpers(cfg: SampleConfig) -> list[Processor]:
     """What sampling (not greedy decoding or beam search) applies after the constraints."""
     return ([Temperature(cfg.temperatures)] + ([TopK(cfg.top_k)] if cfg.top_k is not None else [])
             + ([TopP(cfg.top_p)] if cfg.top_p is not None else []))

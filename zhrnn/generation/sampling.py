@@ -2,7 +2,7 @@
 
 The hidden state is carried from step to step, so each new character costs one step of the RNN
 (the prefix is never re-run), and --num N streams run together as one batch. Each step the
-logits pass through the Decoder's processors (decoder.py, processors.py), for sampling, greedy
+logits pass through the request's processors (request.py, processors.py), for sampling, greedy
 decoding and beam search alike:
     <unk> -> labels -> form -> rhyme / tones -> repetition penalty -> no-repeat n-gram [-> temperature, top-k, top-p]
 With --candidates K each output has K rows that draft its next line side by side (LineChoice).
@@ -16,11 +16,11 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError
-from ..model import CharRNN, map_hidden
+from ..model import CharRNN, evaluating, map_hidden
 from ..text.tokenizer import Tokenizer
 from .config import SampleConfig
-from .decoder import Decoder
 from .processors import NEG_INF
+from .request import Request
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -31,6 +31,16 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     # just under the total, so rounding never lands past the last token that can be drawn
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * cdf[:, -1:] * (1 - 1e-6)
     return torch.searchsorted(cdf, u, right=True).squeeze(1)  # (N,)
+
+
+def choose(request: Request, logits: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
+    """Each row's next token (rows,) from the model's logits (rows, V): the request's processors,
+    then the most likely token (--greedy) or a draw after temperature, top-k and top-p. The one
+    rule for sample(), the server and the interactive writer."""
+    processed = request.process(logits, step)
+    if request.cfg.greedy:
+        return processed.argmax(-1)
+    return draw(request.warp(processed, step).softmax(-1), generator)
 
 
 def _select(hidden, index: torch.Tensor):
@@ -52,6 +62,13 @@ def line_score(logp: float, tokens: int, alpha: float) -> float:
     """log p of a text over tokens**alpha: what beam search and candidate lines rank by, so that a
     longer text is not put behind for its length alone (alpha 0: the plain probability)."""
     return logp / max(1, tokens) ** alpha
+
+
+def generator(cfg: SampleConfig, device: torch.device) -> torch.Generator:
+    """A request's own random stream: from its seed, or fresh (the training's RNG is untouched)."""
+    gen = torch.Generator(device=device)
+    gen.seed() if cfg.seed is None else gen.manual_seed(cfg.seed)
+    return gen
 
 
 class LineChoice:
@@ -129,10 +146,9 @@ class Sampling:
             raise ConfigError("--beam searches, it does not sample: use beam_search()")
         self.cfg, self.k = cfg, cfg.candidates
         self.rows = num * self.k  # output i is row k*i (with --candidates, rows k*i+1 .. are its other drafts)
-        self.dec = Decoder(tokenizer, start, cfg, self.rows, device)
-        self.generator = torch.Generator(device=self.dec.device)
-        self.generator.seed() if cfg.seed is None else self.generator.manual_seed(cfg.seed)
-        self.lines = LineChoice(tokenizer, self.k, self.rows, cfg.length_alpha, self.dec.device) if self.k > 1 else None
+        self.request = Request(tokenizer, start, cfg, self.rows, device)
+        self.generator = generator(cfg, self.request.device)
+        self.lines = LineChoice(tokenizer, self.k, self.rows, cfg.length_alpha, self.request.device) if self.k > 1 else None
         self.on_piece = on_piece
         self.sent = [0] * num  # characters streamed of each output: the text only grows, stop rules cut only what is new
         self.logits = self.hidden = None
@@ -141,7 +157,7 @@ class Sampling:
 
     def prime(self) -> torch.Tensor:
         """(rows, P): the marker, label and start text every row begins from."""
-        return torch.tensor(self.dec.prime, device=self.dec.device).repeat(self.rows, 1)
+        return torch.tensor(self.request.prime, device=self.request.device).repeat(self.rows, 1)
 
     def begin(self, logits: torch.Tensor, hidden) -> None:
         """logits (rows, V) after the prime, and the state it left."""
@@ -149,29 +165,25 @@ class Sampling:
 
     @property
     def done(self) -> bool:
-        return all(self.dec.done)
+        return all(self.request.done)
 
     def step(self) -> torch.Tensor | None:
         """Choose and record each row's next token; the tokens (rows,) to run through the model
         next, or None when every output is finished (no forward pass after the last token)."""
-        dec, cfg, step = self.dec, self.cfg, self.step_count
-        processed = dec.process(self.logits, step)
-        if cfg.greedy:
-            nxt = processed.argmax(-1)  # (rows,)
-        else:
-            nxt = draw(dec.warp(processed, step).softmax(-1), self.generator)  # (rows,)
+        req = self.request
+        nxt = choose(req, self.logits, self.step_count, self.generator)  # (rows,)
         self.held = self.lines.waiting.copy() if self.lines is not None else [False] * self.rows
-        moved = [not (s.done or h) for s, h in zip(dec.streams, self.held)]
+        moved = [not (s.done or h) for s, h in zip(req.streams, self.held)]
         for row, token in enumerate(nxt.tolist()):
             if moved[row]:
-                dec.append(row, token)
+                req.append(row, token)
         if self.lines is not None:
-            self.lines.record(self.logits, nxt, moved, dec.done)
+            self.lines.record(self.logits, nxt, moved, req.done)
         self.step_count += 1
         if self.done:
             parents = self.lines.choose() if self.lines is not None else None
             if parents is not None:  # the last lines are chosen too
-                self.dec.reorder(parents)
+                req.reorder(parents)
             self._flush(final=True)
             return None
         return nxt
@@ -179,14 +191,14 @@ class Sampling:
     def advance(self, logits: torch.Tensor, hidden) -> None:
         """logits (rows, V) and the state after the tokens step() gave."""
         if any(self.held):  # a waiting row keeps its state: it has not taken a token
-            keep = torch.tensor(self.held, device=self.dec.device)  # (rows,)
+            keep = torch.tensor(self.held, device=self.request.device)  # (rows,)
             logits = torch.where(keep[:, None], self.logits, logits)
             hidden = _hold(hidden, self.hidden, keep)
         self.logits, self.hidden = logits, hidden
         parents = self.lines.choose() if self.lines is not None else None
         if parents is not None:
-            self.dec.reorder(parents)
-            index = torch.tensor(parents, device=self.dec.device)
+            self.request.reorder(parents)
+            index = torch.tensor(parents, device=self.request.device)
             self.logits, self.hidden = self.logits.index_select(0, index), _select(self.hidden, index)
         if self.lines is None:
             self._flush(final=False)
@@ -197,23 +209,23 @@ class Sampling:
         """Hand on what is new of each output (of `outputs` only, when given)."""
         if self.on_piece is None:
             return
-        dec = self.dec
+        req = self.request
         for i, row in enumerate(range(0, self.rows, self.k)):
             if outputs is not None and i not in outputs:
                 continue  # its drafts are still being written: row k*i holds an unchosen one
             if final:
-                ready = len(dec.text(row))
+                ready = len(req.text(row))
             else:
-                ready, shown = dec.end(row), dec.streams[row].shown
+                ready, shown = req.end(row), req.streams[row].shown
                 while ready > self.sent[i] and shown[ready - 1] == "\n":  # a line break may yet be cut: hold it back
                     ready -= 1
             if ready > self.sent[i]:
-                self.on_piece(i, dec.text(row)[self.sent[i]:ready] if final else shown[self.sent[i]:ready])
+                self.on_piece(i, req.text(row)[self.sent[i]:ready] if final else shown[self.sent[i]:ready])
                 self.sent[i] = ready
 
     def texts(self) -> list[str]:
         """The outputs as people read them."""
-        return [self.dec.text(row) for row in range(0, self.rows, self.k)]
+        return [self.request.text(row) for row in range(0, self.rows, self.k)]
 
 
 @torch.inference_mode()
@@ -229,14 +241,12 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
         return [beam_search(model, tokenizer, start, cfg, device)]
     streamed = (lambda i, piece: on_text(piece)) if on_text is not None and num == 1 else None
     job = Sampling(tokenizer, start, cfg, num, device, on_piece=streamed)
-    was_training = model.training
-    model.eval()
-    logits, hidden = model(job.prime())
-    job.begin(logits[:, -1], hidden)
-    while (tokens := job.step()) is not None:
-        logits, hidden = model(tokens[:, None], job.hidden)
-        job.advance(logits[:, -1], hidden)
-    model.train(was_training)
+    with evaluating(model):
+        logits, hidden = model(job.prime())
+        job.begin(logits[:, -1], hidden)
+        while (tokens := job.step()) is not None:
+            logits, hidden = model(tokens[:, None], job.hidden)
+            job.advance(logits[:, -1], hidden)
     return job.texts()
 
 
@@ -245,34 +255,32 @@ def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleCon
     """The most likely continuation under the model, by beam search with length normalisation.
     Finished beams are carried along unchanged until every beam has finished."""
     k = cfg.beam
-    dec = Decoder(tokenizer, start, cfg, k, device)
-    was_training = model.training
-    model.eval()
-    logits, hidden = model(torch.tensor(dec.prime, device=dec.device)[None])  # (1, P, V)
-    logits, hidden = logits[:, -1].expand(k, -1), _select(hidden, torch.zeros(k, dtype=torch.long, device=dec.device))
-    scores = torch.full((k,), NEG_INF, device=dec.device)
-    scores[0] = 0.0  # all beams start identical: expand only the first
-    vocab = logits.size(-1)
-    step = 0
-    while not all(dec.done):
-        logp = dec.process(logits, step).log_softmax(-1)  # (k, V)
-        for row in range(k):
-            if dec.streams[row].done:  # a finished beam continues only as itself, at no cost
-                logp[row] = NEG_INF
-                logp[row, tokenizer.unk_id] = 0.0
-        candidates = (scores[:, None] + logp).flatten()  # (k * V,)
-        top = torch.topk(candidates, k)
-        parents, tokens = (top.indices // vocab).tolist(), (top.indices % vocab).tolist()
-        dec.reorder(parents)
-        scores = top.values
-        for row, token in enumerate(tokens):
-            if not dec.streams[row].done:
-                dec.append(row, token)
-        step += 1
-        index = torch.tensor(parents, device=dec.device)
-        logits, hidden = model(torch.tensor(tokens, device=dec.device)[:, None], _select(hidden, index))
-        logits = logits[:, -1]
-    model.train(was_training)
-    normalised = [line_score(s, len(b.tokens), cfg.length_alpha) for s, b in zip(scores.tolist(), dec.streams)]
+    req = Request(tokenizer, start, cfg, k, device)
+    with evaluating(model):
+        logits, hidden = model(torch.tensor(req.prime, device=req.device)[None])  # (1, P, V)
+        logits, hidden = logits[:, -1].expand(k, -1), _select(hidden, torch.zeros(k, dtype=torch.long, device=req.device))
+        scores = torch.full((k,), NEG_INF, device=req.device)
+        scores[0] = 0.0  # all beams start identical: expand only the first
+        vocab = logits.size(-1)
+        step = 0
+        while not all(req.done):
+            logp = req.process(logits, step).log_softmax(-1)  # (k, V)
+            for row in range(k):
+                if req.streams[row].done:  # a finished beam continues only as itself, at no cost
+                    logp[row] = NEG_INF
+                    logp[row, tokenizer.unk_id] = 0.0
+            candidates = (scores[:, None] + logp).flatten()  # (k * V,)
+            top = torch.topk(candidates, k)
+            parents, tokens = (top.indices // vocab).tolist(), (top.indices % vocab).tolist()
+            req.reorder(parents)  # the streams and what every processor remembers of them
+            scores = top.values
+            for row, token in enumerate(tokens):
+                if not req.streams[row].done:
+                    req.append(row, token)
+            step += 1
+            index = torch.tensor(parents, device=req.device)
+            logits, hidden = model(torch.tensor(tokens, device=req.device)[:, None], _select(hidden, index))
+            logits = logits[:, -1]
+    normalised = [line_score(s, len(b.tokens), cfg.length_alpha) for s, b in zip(scores.tolist(), req.streams)]
     best = max(range(k), key=lambda r: normalised[r] if math.isfinite(normalised[r]) else NEG_INF)
-    return dec.text(best)
+    return req.text(best)

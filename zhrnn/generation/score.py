@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..model import CharRNN
+from ..model import CharRNN, evaluating
 from ..text.pipeline import CorpusConfig, load_corpus, prepare
 from ..text.render import Renderer
 from ..text.tokenizer import Tokenizer
@@ -52,20 +52,18 @@ def score_prepared(model: CharRNN, tokenizer: Tokenizer, prepared: str, device="
     ids = torch.from_numpy(tokenizer.encode(prepared).astype("int64")).to(device)  # (N,)
     lengths = tokenizer.char_lengths()
     out = Score(unknown=sum(1 for ch in prepared if ch not in tokenizer.index))
-    was_training = model.training
-    model.eval()
-    hidden = None
-    for begin in range(0, len(ids) - 1, chunk):  # carry the state across chunks: one pass, any length
-        x = ids[begin : begin + chunk][None]  # (1, c)
-        y = ids[begin + 1 : begin + chunk + 1]  # (c',)
-        logits, hidden = model(x[:, : len(y)], hidden)
-        nats = F.cross_entropy(logits[0].float(), y, reduction="none")  # (c',)
-        for token, bits in zip(y.tolist(), (nats / math.log(2)).tolist()):
-            if lengths[token]:  # a context label is given, not text: not scored
-                out.bits.append(bits)
-                out.pieces.append(tokenizer.vocab[token])
-                out.chars += int(lengths[token])
-    model.train(was_training)
+    with evaluating(model):
+        hidden = None
+        for begin in range(0, len(ids) - 1, chunk):  # carry the state across chunks: one pass, any length
+            x = ids[begin : begin + chunk][None]  # (1, c)
+            y = ids[begin + 1 : begin + chunk + 1]  # (c',)
+            logits, hidden = model(x[:, : len(y)], hidden)
+            nats = F.cross_entropy(logits[0].float(), y, reduction="none")  # (c',)
+            for token, bits in zip(y.tolist(), (nats / math.log(2)).tolist()):
+                if lengths[token]:  # a context label is given, not text: not scored
+                    out.bits.append(bits)
+                    out.pieces.append(tokenizer.vocab[token])
+                    out.chars += int(lengths[token])
     return out
 
 

@@ -17,7 +17,7 @@ from .finetune import grow_state
 from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_iters, plan_run, planned_rate
 from .split import split_ids
 from .trainer import Trainer, TrainResult
-from ..generation.decoder import resolve_start
+from ..generation.request import resolve_start
 from ..model import CharRNN, map_hidden
 
 log = logging.getLogger(__name__)

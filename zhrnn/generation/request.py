@@ -1,11 +1,14 @@
-"""One generation request: its start, its processors, and the state of each stream.
+"""One generation request: its start, its prime, its processors and the streams it writes.
 
-Each stream keeps its text as people will see it (rendered as tokens arrive, by the one
-rendering rule) and the point where a stop rule ended it: the output is a slice, and streaming
-sends only what is new. Beam search copies whole streams (Stream.copy).
+A Stream keeps the tokens it has generated and its text as people will see it (rendered as
+tokens arrive, by the one rendering rule), and the point where a stop rule ended it: the output
+is a slice, and streaming sends only what is new. Whatever a constraint remembers of a row (the
+n-grams it may not repeat, the lines it has sung) is the processor's own state (processors.py):
+the request tells every processor each token a row takes and each reordering of the rows.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -43,32 +46,30 @@ def resolve_label(label: str, tokenizer: Tokenizer) -> int:
                           f"{' ...' if len(known) > 12 else ''}")
 
 
+
+
 @dataclass
 class Stream:
-    """One output being generated."""
+    """One output being generated: its tokens and its text."""
     renderer: Renderer
     previous: int  # the last token (the prime's last at first): what may follow depends on it
     tokens: list[int] = field(default_factory=list)  # generated, after the prime
-    history: list[int] = field(default_factory=list)  # what a reader sees, as ids: for repetition rules
-    ngrams: dict[tuple, set[int]] = field(default_factory=dict)  # (n-1)-gram of history -> tokens that followed
-    line: list[int] = field(default_factory=list)  # the line being written, as ids (for line-scoped repeats)
-    said: dict[tuple, int] = field(default_factory=dict)  # line -> times it ended in this paragraph (the same)
     shown: str = ""  # the text for people so far
     cut: int | None = None  # where a stop rule ended the text
     markers: int = 0  # paragraph markers generated
     done: bool = False
 
     def copy(self) -> "Stream":
-        """An independent twin: a new field is copied too (the mutable ones need their line here)."""
-        return replace(self, renderer=self.renderer.copy(), tokens=list(self.tokens), history=list(self.history),
-                       ngrams={g: set(s) for g, s in self.ngrams.items()}, line=list(self.line), said=dict(self.said))
+        """An independent twin (a new mutable field needs its line here)."""
+        return replace(self, renderer=self.renderer.copy(), tokens=list(self.tokens))
 
 
-class Decoder:
-    """The start and options of one request turned into a prime, processors and streams."""
+class Request:
+    """The start and options of one request turned into a prime, processors and streams
+    (rows: one per output, or per draft with --candidates, or per beam)."""
 
-    def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int, device):
-        self.tokenizer, self.cfg = tokenizer, cfg
+    def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, rows: int, device):
+        self.tokenizer, self.cfg, self.rows = tokenizer, cfg, rows
         self.device = torch.device(device)
         self.label_ids = frozenset(tokenizer.label_ids)
         self.start = resolve_start(start, tokenizer)
@@ -95,15 +96,13 @@ class Decoder:
         self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
         self.processors, self.warpers = P.constraints(self), P.warpers(cfg)
         finished = len(self.start) >= (len(self.form) if self.form is not None else cfg.length)
-        self.streams = []
-        for _ in range(num):
-            stream = Stream(Renderer(tokenizer.marker, sentence_lines=self.form is not None, blocks=tokenizer.blocks),
-                            self.prime[-1], done=finished)
+        self.streams = [Stream(Renderer(tokenizer.marker, sentence_lines=self.form is not None, blocks=tokenizer.blocks),
+                               self.prime[-1], done=finished) for _ in range(rows)]
+        for row, stream in enumerate(self.streams):
             for token in self.prime:  # the start text counts too: no-repeat means no repeat of it either
-                piece = self._see(stream, token)
+                piece = self._see(row, token)
                 if shown_prime:
                     stream.shown += piece
-            self.streams.append(stream)
 
     @property
     def done(self) -> list[bool]:
@@ -124,35 +123,33 @@ class Decoder:
         return logits
 
     def reorder(self, parents: list[int]) -> None:
-        """Stream i becomes a copy of stream parents[i] (beam search)."""
+        """Row i becomes a copy of row parents[i] (beam search, chosen lines): its stream and the
+        state every processor keeps of it. The rows may grow or shrink in number."""
         self.streams = [self.streams[p].copy() for p in parents]
+        for processor in self.processors:
+            processor.reorder(parents)
+        self.rows = len(parents)
 
-    def _see(self, stream: Stream, token: int) -> str:
-        """Render a token for the stream and add what a reader sees of it to its history and
-        n-gram table. Returns the rendered piece."""
-        tok, n = self.tokenizer, self.cfg.no_repeat_ngram
-        piece = stream.renderer.feed(tok.vocab[token])
+    def fork(self, parents: list[int]) -> "Request":
+        """A twin whose row i is a copy of row parents[i], this request untouched (the
+        interactive writer drafts lines from its text so far)."""
+        twin = copy.copy(self)
+        twin.processors = [copy.copy(p) for p in self.processors]  # reorder() gives each its own rows
+        twin.reorder(parents)
+        return twin
+
+    def _see(self, row: int, token: int) -> str:
+        """Render a token for the row's stream and tell the processors what a reader sees of it:
+        a marker shows as a line break (or as nothing at the start of a line), a label not at all.
+        Returns the rendered piece."""
+        tok = self.tokenizer
+        piece = self.streams[row].renderer.feed(tok.vocab[token])
         if token == tok.marker_id:
-            stream.said.clear()  # a new paragraph (song) counts its lines afresh
-            stream.line = []
-            if not piece:
-                return piece  # a paragraph start after a line break shows as nothing
-            token = self.newline_id if self.newline_id is not None else token
-        elif token in self.label_ids:
-            return piece  # a label is not seen
-        hist = stream.history
-        if n > 0 and len(hist) >= n - 1:
-            stream.ngrams.setdefault(tuple(hist[len(hist) - n + 1:]) if n > 1 else (), set()).add(token)
-        hist.append(token)
-        if self.line_scope:
-            if token == self.newline_id:
-                stream.ngrams.clear()  # a new line: what the lines before it said may be said again
-                if stream.line:
-                    key = tuple(stream.line)
-                    stream.said[key] = stream.said.get(key, 0) + 1
-                stream.line = []
-            else:
-                stream.line.append(token)
+            seen = (self.newline_id if self.newline_id is not None else token) if piece else None
+        else:
+            seen = None if token in self.label_ids else token
+        for processor in self.processors:
+            processor.update(row, token, seen)
         return piece
 
     def append(self, row: int, token: int) -> None:
@@ -161,7 +158,7 @@ class Decoder:
         stream.tokens.append(token)
         stream.previous = token
         before = len(stream.shown)
-        piece = self._see(stream, token)
+        piece = self._see(row, token)
         if token == self.tokenizer.marker_id:
             stream.markers += 1
             if cfg.num_paragraphs is not None and stream.markers == cfg.num_paragraphs:
