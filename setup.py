@@ -15,7 +15,7 @@ setup(
     # zhrnn/pretrained, so `pip install .` brings them along (zhrnn/shipped.py finds either).
     packages=[*find_packages(include=["zhrnn", "zhrnn.*"]), "zhrnn.pretrained"],
     package_dir={"zhrnn.pretrained": "pretrained"},
-    package_data={"zhrnn.generation": ["cipai.json", "pingshui.tsv"], "zhrnn.serve": ["page.html"],
+    package_data={"zhrnn.poetry": ["cipai.json", "pingshui.tsv"], "zhrnn.serve": ["page.html"],
                   "zhrnn.pretrained": ["*.pt", "README.md"]},
     python_requires=">=3.10",
     # Any torch from 2.1 on: a user's own CUDA build is kept as it is. On a CPU-only machine

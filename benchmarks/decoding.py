@@ -20,6 +20,8 @@ CASES = [  # name, shipped model, generate_many options
     ("唐诗, 1 stream, defaults", "唐诗", dict(num=1, start="春", length=200, seed=1)),
     ("宋词, 64 streams, --label 浣溪沙", "宋词", dict(num=64, start="", length=200, seed=1, label="浣溪沙")),
     ("唐诗, 64 streams, --form 七言律诗 --rhyme", "唐诗", dict(num=64, start="", length=200, seed=1, form="七言律诗", rhyme=True)),
+    ("唐诗, --beam 5", "唐诗", dict(num=1, start="春", length=200, beam=5)),
+    ("唐诗, 8 streams, --form 七言律诗 --candidates 8", "唐诗", dict(num=8, start="", seed=1, form="七言律诗", candidates=8)),
 ]
 
 

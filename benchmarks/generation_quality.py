@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import zhrnn  # noqa: E402
-from zhrnn.generation import meter  # noqa: E402
+from zhrnn.poetry import meter  # noqa: E402
 from zhrnn.generation.score import score_text  # noqa: E402
 from zhrnn.text.pipeline import CorpusConfig, load_corpus  # noqa: E402
 from zhrnn.text.render import render  # noqa: E402

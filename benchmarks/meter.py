@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zhrnn.generation import meter  # noqa: E402
-from zhrnn.generation.tones import ZE, tones  # noqa: E402
+from zhrnn.poetry import meter  # noqa: E402
+from zhrnn.poetry.tones import ZE, tones  # noqa: E402
 
 SECTIONS = ("五言絕句", "七言絕句", "五言律詩", "七言律詩")
 

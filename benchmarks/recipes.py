@@ -55,7 +55,7 @@ def summary(run_dir: Path, name: str, options: list[str], budget: str, command: 
             "val_bpc": last["val_bpc"], "val_text_bpc": last["val_text_bpc"],
             "best_val_text_bpc": min(r["val_text_bpc"] for r in records if r["val_text_bpc"] is not None),
             "chars_per_s": last["chars_per_s"], "elapsed": last["elapsed"], "wall_s": wall and round(wall, 1),
-            "params": params, "learning_rate": state["train_config"]["learning_rate"],  # the peak, chosen or given
+            "params": params, "learning_rate": (state.get("schedule") or {}).get("peak", state["train_config"]["learning_rate"]),  # the peak, chosen or given
             "command": command, "date": time.strftime("%Y-%m-%d %H:%M")}
 
 

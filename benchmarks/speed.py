@@ -22,7 +22,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -162,8 +162,8 @@ def zhrnn_run(name: str, options: dict, corpus: Path, val: np.ndarray, eval_toke
     trainer = prepare_run([corpus], {"seed": 0, "learning_rate": 2e-3, **options, "out_dir": str(out_dir), "iters": 10**6})
     m, cfg = trainer.model_cfg, trainer.cfg
 
-    def calibrate(budget: float, seconds_per_step: float):
-        cfg.iters = max(cfg.warmup + 1, int(budget / seconds_per_step))  # the cosine ends at the budget
+    def calibrate(budget: float, seconds_per_step: float):  # the cosine ends at the budget
+        trainer.schedule = replace(trainer.schedule, end=max(cfg.warmup + 1, int(budget / seconds_per_step)))
 
     def score():
         trainer.model.eval()

@@ -1,5 +1,5 @@
 """Learn the line pattern of each 词牌 from the chinese-poetry 全宋词 JSON and write
-zhrnn/generation/cipai.json, the table behind `zhrnn sample --form 水调歌头`.
+zhrnn/poetry/cipai.json, the table behind `zhrnn sample --form 水调歌头`.
 
     python scripts/learn_cipai.py ../shared/corpora/chinese-poetry/songci [--min-count 5]
 
@@ -38,7 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("songci", type=Path, help="folder of ci.song.*.json (and other files of the same schema)")
     ap.add_argument("--min-count", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "zhrnn" / "generation" / "cipai.json")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "zhrnn" / "poetry" / "cipai.json")
     args = ap.parse_args()
     table = learn(args.songci, args.min_count)
     args.out.write_text(json.dumps(table, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")

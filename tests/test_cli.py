@@ -68,6 +68,8 @@ def test_bad_input_gets_one_line_and_a_non_zero_exit_from_a_real_process(tmp_pat
         (("sample", "--model", trained.run_dir, "--start", "选"), "选"),
         (("sample", "--model", "random.pt"), "corrupt"),
         (("sample", "--model", "不存在的模型"), "no shipped model of that name"),
+        (("sample", "--model", trained.run_dir, "--top-k", "0"), "--top-k must be at least 1, not 0"),  # its declaration
+        (("interactive", "--model", trained.run_dir, "--form", "五言绝句", "--tones", "古韵"), "--tones takes"),
     ]
     for args, fragment in cases:
         assert_clean_error(run_cli(*args, cwd=tmp_path), fragment)

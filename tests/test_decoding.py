@@ -215,7 +215,7 @@ def template_regex(template: str) -> str:
 
 
 def test_ci_forms_follow_the_learned_pattern_of_their_cipai(model):
-    from zhrnn.generation.forms import cipai
+    from zhrnn.poetry.forms import cipai
 
     assert len(cipai()) > 200 and cipai()["浣溪沙"] == "□□□□□□□。" * 3 + "□□□□□□□，" + "□□□□□□□。" * 2
     for name in ["水调歌头", "满江红", "菩萨蛮"]:
@@ -226,7 +226,7 @@ def test_ci_forms_follow_the_learned_pattern_of_their_cipai(model):
 
 def test_rhyme_keeps_every_rhyming_line_in_one_group(model):
     pytest.importorskip("pypinyin")
-    from zhrnn.generation.rhyme import groups_of
+    from zhrnn.poetry.rhyme import groups_of
 
     for form in ["五言绝句", "七言律诗", "浣溪沙"]:
         for poem in model.generate_many(6, form=form, rhyme=True, seed=1, temperature=1.5):
@@ -247,7 +247,7 @@ def test_the_shipped_cipai_table_is_what_the_script_learns(tmp_path):
     out = tmp_path / "cipai.json"
     subprocess.run([sys.executable, REPO / "scripts" / "learn_cipai.py", songci, "--out", out], check=True,
                    capture_output=True)
-    assert json.loads(out.read_text(encoding="utf-8")) == json.loads((REPO / "zhrnn" / "generation" / "cipai.json").read_text(encoding="utf-8"))
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads((REPO / "zhrnn" / "poetry" / "cipai.json").read_text(encoding="utf-8"))
 
 
 class Bigram(torch.nn.Module):

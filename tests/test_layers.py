@@ -1,7 +1,9 @@
 """The package's layers, as ARCHITECTURE.md draws them, hold in the code: every import (module
 level or inside a function) runs down the layers or within a folder, text/ never needs torch,
-and no two modules import each other round a cycle."""
+poetry/ neither (nor anything it imports), and no two modules import each other round a cycle."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,9 @@ from .conftest import REPO
 PACKAGE = REPO / "zhrnn"
 # Lowest first. A module may import its own layer's modules and anything below.
 LAYERS = [
-    {"zhrnn.errors"},
+    {"zhrnn.errors", "zhrnn.options"},  # options.py: the declared options (flag, help, range), no torch
     {"zhrnn.text"},
+    {"zhrnn.poetry"},  # the rules of verse (格律, rhyme tables, form templates, `zhrnn check`), no torch
     {"zhrnn.model", "zhrnn.checkpoint", "zhrnn.shipped"},
     {"zhrnn.generation"},
     {"zhrnn.training"},
@@ -65,9 +68,27 @@ def test_imports_run_down_the_layers(name):
     assert not upward, f"{name} (layer {mine}) imports from above: {upward}"
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("zhrnn.text")))
-def test_text_needs_no_torch(name):
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith(("zhrnn.text", "zhrnn.poetry"))))
+def test_text_and_poetry_need_no_torch(name):
     assert not {m for m in imports(MODULES[name]) if m.split(".")[0] == "torch"}
+
+
+def test_the_poetry_layer_runs_without_torch():
+    """Everything poetry/ imports, however deep, loads no torch: checking a poem needs none. (The
+    package's own __init__ imports torch, so the subprocess stands an empty zhrnn package in for it.)"""
+    code = f"""if True:
+        import sys, types
+        sys.modules["torch"] = None  # an import of torch fails outright
+        package = types.ModuleType("zhrnn")
+        package.__path__ = [{str(PACKAGE)!r}]
+        sys.modules["zhrnn"] = package
+        from zhrnn.poetry import forms, meter, rhyme, tones
+        assert meter.check("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。").ok
+        assert tones.rhyme_groups("诗", modern=True) == {{"十三支"}}  # 中华新韵, from pypinyin
+        assert rhyme.groups_of(["光", "霜"]) == ["江阳", "江阳"] and forms.template_of("浣溪沙")
+        """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_no_import_cycle():

@@ -2,8 +2,8 @@
 import pytest
 
 from zhrnn.cli import main
-from zhrnn.generation import meter
-from zhrnn.generation.tones import PING, ZE, rhyme_groups, tones
+from zhrnn.poetry import meter
+from zhrnn.poetry.tones import PING, ZE, rhyme_groups, tones
 
 from .conftest import REPO
 
@@ -132,7 +132,7 @@ def random_poem(scansion, pool, rng):
 def test_any_poem_the_scansion_allows_passes_the_checker(strict):
     import random
 
-    from zhrnn.generation.tones import pingshui
+    from zhrnn.poetry.tones import pingshui
 
     rng = random.Random(0)
     pool = sorted(c for c in pingshui() if "\u4e00" <= c <= "\u9fff")[::3]  # both scripts, 3.6k characters
@@ -146,7 +146,7 @@ def test_any_poem_the_scansion_allows_passes_the_checker(strict):
 def test_fixed_characters_and_rhyme_groups_narrow_the_scansion():
     import random
 
-    from zhrnn.generation.tones import pingshui
+    from zhrnn.poetry.tones import pingshui
 
     rng = random.Random(1)
     pool = sorted(c for c in pingshui() if "\u4e00" <= c <= "\u9fff")[::3]

@@ -19,4 +19,4 @@ def test_the_wheel_holds_the_shipped_models(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for model in models:
         assert f"zhrnn/pretrained/{model}" in names
-    assert {"zhrnn/shipped.py", "zhrnn/generation/cipai.json", "zhrnn/generation/pingshui.tsv"} <= names
+    assert {"zhrnn/shipped.py", "zhrnn/poetry/cipai.json", "zhrnn/poetry/pingshui.tsv"} <= names

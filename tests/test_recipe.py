@@ -16,9 +16,8 @@ from zhrnn.training import fit as train
 from zhrnn.training import trainer as trainer_module
 from zhrnn.training.batches import Streams
 from zhrnn.training.build import prepare_run
-from zhrnn.training.plan import (AUTO_MAX_ITERS, AUTO_MIN_ITERS, FINE_TUNE_RATE, LONG_RUN, SHORT_RUN,
-                                 TrainConfig, auto_iters, budget_steps, lr_at, parse_duration, plan_run, planned_rate,
-                                 rate_for)
+from zhrnn.training.plan import AUTO_MAX_ITERS, AUTO_MIN_ITERS, TrainConfig, auto_iters, parse_duration, plan_run
+from zhrnn.training.schedule import FINE_TUNE_RATE, LONG_RUN, SHORT_RUN, Schedule, budget_steps, rate_for
 
 from .conftest import POEMS, TINY, run_cli
 
@@ -81,22 +80,22 @@ def test_the_rate_falls_with_the_length_of_the_run_between_the_measured_ends():
     assert rates == sorted(rates, reverse=True) and len(set(rates)) > 5  # falling all the way, not a step
     assert rate_for(3000) == 3.8e-3  # geometric: about halfway in log steps, about halfway in log rate
     # under --time, from the steps the budget holds at the speed so far: 50 steps in 10 s of 10 minutes
-    by_time = TrainConfig(time_budget="10m")
-    assert planned_rate(by_time, step=50, elapsed=10) == rate_for(3000)
-    assert planned_rate(by_time) == fast  # before the first step: the warmup starts far below it anyway
-    assert budget_steps(by_time, 60, 12, since=(10, 2)) == 60 + (600 - 12) * 5  # 5 steps/s from step 10 on
-    assert planned_rate(TrainConfig(iters=3000)) == rate_for(3000)
-    assert planned_rate(TrainConfig(iters=300), fine_tune=True) == FINE_TUNE_RATE
+    by_time = Schedule.planned(warmup=50, seconds=TrainConfig(time_budget="10m").time_budget)
+    assert by_time.peak_at(step=50, elapsed=10) == rate_for(3000)
+    assert by_time.peak_at(0, 0.0) == fast  # before the first step: the warmup starts far below it anyway
+    assert budget_steps(by_time.end, 60, 12, since=(10, 2)) == 60 + (600 - 12) * 5  # 5 steps/s from step 10 on
+    assert Schedule.planned(50, steps=3000).peak == rate_for(3000)
+    assert Schedule.planned(50, steps=300, fine_tune=True).peak == FINE_TUNE_RATE
 
 
 def test_a_run_given_no_rate_gets_one_for_its_length(poems, tmp_path, monkeypatch):
     options = {k: v for k, v in TINY.items() if k != "learning_rate"}
     trainer = prepare_run(poems, dict(options, iters=3000, out_dir=str(tmp_path / "a")))
-    assert trainer.cfg.learning_rate == rate_for(3000)  # concrete, so the checkpoint and a resume keep it
-    assert prepare_run(poems, dict(TINY, out_dir=str(tmp_path / "b"))).cfg.learning_rate == TINY["learning_rate"]
+    assert trainer.schedule.peak == rate_for(3000)  # concrete, so the checkpoint and a resume keep it
+    assert prepare_run(poems, dict(TINY, out_dir=str(tmp_path / "b"))).schedule.peak == TINY["learning_rate"]
     base = train(poems, progress=False, out_dir=str(tmp_path / "base"), **dict(TINY, iters=5))
     fine = prepare_run(poems, dict(options, iters=300, init_from=str(base.checkpoint), out_dir=str(tmp_path / "ft")))
-    assert fine.cfg.learning_rate == FINE_TUNE_RATE  # a short fine-tune does not get the short runs' high rate
+    assert fine.schedule.peak == FINE_TUNE_RATE  # a short fine-tune does not get the short runs' high rate
 
     # by the clock: the rate follows the steps the budget holds at the speed between two early
     # steps (RATE_MEASURED; fewer here, so that a busy machine reaches them within the budget)
@@ -105,14 +104,14 @@ def test_a_run_given_no_rate_gets_one_for_its_length(poems, tmp_path, monkeypatc
     corpus.write_text(POEMS * 100, encoding="utf-8")
     by_clock = dict(options, iters=None, time_budget=3, warmup=2, save_freq=10_000, val_fraction=0.2, split="tail")
     timed = prepare_run(corpus, dict(by_clock, out_dir=str(tmp_path / "timed")))
-    assert timed.cfg.learning_rate is None
+    assert timed.schedule.peak is None
     seen = []  # (step, elapsed, the fixed rate) as each step begins
     step = timed.train_step
-    timed.train_step = lambda: (seen.append((timed.step, timed.elapsed, timed.cfg.learning_rate)), step())[1]
+    timed.train_step = lambda: (seen.append((timed.step, timed.elapsed, timed.schedule.peak)), step())[1]
     result = timed.run(progress=False)
     assert result.step > 6
-    fixed = checkpoint.load(result.run_dir)["train_config"]["learning_rate"]
-    assert fixed == rate_for(budget_steps(timed.cfg, *seen[6][:2], since=seen[2][:2]))
+    fixed = checkpoint.load(result.run_dir)["schedule"]["peak"]
+    assert fixed == rate_for(budget_steps(timed.schedule.end, *seen[6][:2], since=seen[2][:2]))
     assert all(rate is None for _, _, rate in seen[:7]) and seen[-1][2] == fixed
     assert records(result.run_dir)[-1]["lr"] == pytest.approx(0.1 * fixed, rel=0.05)
 
@@ -128,12 +127,12 @@ def test_a_checkpoint_written_before_the_rate_is_measured_holds_none_and_resumes
     result = train(corpus, progress=False, out_dir=str(tmp_path / "run"),
                    **dict(options, iters=None, time_budget=2, save_freq=10_000, val_fraction=0.2, split="tail"))
     state = checkpoint.load(result.run_dir)
-    assert state["train_config"]["learning_rate"] is None
+    assert state["schedule"]["peak"] is None
     last = records(result.run_dir)[-1]
     plan = plan_run(corpus, {"time_budget": "4s"}, resume=result.run_dir)  # more time: the schedule goes on
     # the rate planned at the last step (the log's is of the step before: at most a rounding apart)
-    assert plan.cfg.learning_rate is None and plan.cfg.schedule_from[1] == pytest.approx(last["lr"], rel=0.02)
-    assert lr_at(result.step, plan.cfg, state["elapsed"]) == plan.cfg.schedule_from[1]  # no jump
+    assert plan.schedule.peak is None and plan.schedule.since[1] == pytest.approx(last["lr"], rel=0.02)
+    assert plan.schedule.rate(result.step, state["elapsed"]) == plan.schedule.since[1]  # no jump
 
 
 # --- a tied output ---------------------------------------------------------------------------------
@@ -186,13 +185,13 @@ def test_a_run_by_the_clock_ends_within_its_budget_with_a_last_evaluation(tmp_pa
 
     # resumed with more time: the rate goes on from where it was, over the seconds added
     plan = plan_run(corpus, {"time_budget": "8s"}, resume=result.run_dir)
-    assert plan.cfg.schedule_from == [4, pytest.approx(lr_at(result.step, trainer.cfg, 4))]
-    assert lr_at(result.step, plan.cfg, 4) == pytest.approx(last["lr"])  # no jump back up the cosine
-    assert lr_at(result.step, plan.cfg, 8) == pytest.approx(0.1 * TINY["learning_rate"])
+    assert plan.schedule.since == (4, pytest.approx(trainer.schedule.rate(result.step, 4)))
+    assert plan.schedule.rate(result.step, 4) == pytest.approx(last["lr"])  # no jump back up the cosine
+    assert plan.schedule.rate(result.step, 8) == pytest.approx(0.1 * TINY["learning_rate"])
     # and by steps instead: the budget given replaces the other
     assert plan_run(corpus, {"iters": result.step + 10}, resume=result.run_dir).cfg.time_budget is None
     # the same budget as the user writes it: nothing of the schedule changed
-    assert plan_run(corpus, {"time_budget": "4s"}, resume=result.run_dir).cfg.schedule_from is None
+    assert plan_run(corpus, {"time_budget": "4s"}, resume=result.run_dir).schedule.since is None
     with pytest.raises(ConfigError, match="not both"):
         plan_run(corpus, {"time_budget": "8s", "iters": 5}, resume=result.run_dir)
 
@@ -202,7 +201,7 @@ def test_without_iter_or_time_the_length_follows_the_text(poems, tmp_path):
     assert auto_iters(10**10, TrainConfig()) == AUTO_MAX_ITERS
     assert auto_iters(3_200_000, TrainConfig()) == 4000  # 4 passes of 3,200-token steps
     trainer = prepare_run(poems, dict(TINY, iters=None, out_dir=str(tmp_path / "run")))
-    assert trainer.cfg.iters == AUTO_MIN_ITERS  # concrete in the checkpoint, so a resume keeps it
+    assert trainer.schedule.end == AUTO_MIN_ITERS  # concrete in the checkpoint, so a resume keeps it
 
 
 # --- the best checkpoint ---------------------------------------------------------------------------

@@ -139,6 +139,11 @@ HOSTILE = [  # (body, status, a fragment of the error)
     ({"model": "唐诗"}, 404, "no model"), ({"model": {"path": "x"}}, 404, "no model"),
     ({"start": "☃☃"}, 400, "does not know"), ({"label": "李白"}, 400, "without labels"),
     ({"form": "十言绝句"}, 400, "form"), ({"start": "\ud800"}, 400, "surrogate"), ({"\ud800": 1}, 400, "unknown field"), ({"tones": "rm -rf"}, 400, "tones"), ({"path": "/etc/passwd"}, 400, "unknown field"),
+    # read as SampleConfig declares them, in the CLI's words; the server's own tops where it has them
+    ({"top_k": 0}, 400, "--top-k must be at least 1, not 0"),
+    ({"repetition_window": 10**30}, 400, "--repetition-window"),
+    ({"temperature": [0.5, "hot"]}, 400, "a number or a list"), ({"num_paragraphs": 11}, 400, "from 1 to 10"),
+    ({"seed": 2**64}, 400, "--seed"), ({"beam": 4}, 400, "unknown field"), ({"no_repeat_scope": 1}, 400, "string"),
 ]
 
 

@@ -3,6 +3,7 @@ import json
 import logging
 import math
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,7 +14,8 @@ from zhrnn.errors import ConfigError, CorpusError
 from zhrnn.training import fit as train
 from zhrnn.training import trainer as trainer_module
 from zhrnn.training.build import prepare_run
-from zhrnn.training.plan import TrainConfig, lr_at, plan_run
+from zhrnn.training.plan import plan_run
+from zhrnn.training.schedule import Schedule
 
 from .conftest import POEMS, TINY
 
@@ -161,28 +163,28 @@ def test_evaluation_carries_the_state_so_the_chunk_length_does_not_matter(tmp_pa
     trainer = prepare_run(corpus, dict(TINY, val_fraction=0.2, split="tail", iters=30, out_dir=str(tmp_path / "run")))
     trainer.run(progress=False)
     by_24 = trainer.evaluate()
-    trainer.cfg.seq_length = 7  # the same 16 streams, read 7 tokens at a time
+    trainer.cfg = replace(trainer.cfg, seq_length=7)  # the same 16 streams, read 7 tokens at a time
     assert trainer.evaluate() == pytest.approx(by_24, rel=1e-6)  # from a zero state every chunk, it would not be
 
 
 def test_a_run_extended_on_resume_goes_on_from_the_rate_it_had_reached(trained, caplog):
     """--iter 300 -> 600 used to make the rate jump from a tenth of the peak back up the cosine."""
     done = checkpoint.load(trained.checkpoint)
-    before = TrainConfig(**done["train_config"])
+    before = Schedule.from_dict(done["schedule"])
     with caplog.at_level(logging.INFO, logger="zhrnn"):
         plan = plan_run(trained.run_dir.parent / "诗.txt", {"iters": 600}, resume=trained.run_dir)
-    after = plan.cfg
-    assert after.schedule_from == [300, pytest.approx(lr_at(300, before))]
-    assert lr_at(300, after) == pytest.approx(lr_at(299, before), rel=0.01)  # no jump
-    rates = [lr_at(s, after) for s in range(300, 601, 50)]
-    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(0.1 * before.learning_rate)
+    after = plan.schedule
+    assert after.since == (300, pytest.approx(before.rate(300)))
+    assert after.rate(300) == pytest.approx(before.rate(299), rel=0.01)  # no jump
+    rates = [after.rate(s) for s in range(300, 601, 50)]
+    assert rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(0.1 * before.peak)
     assert "goes on from" in caplog.text
     # a lower rate (after a NaN, as the message advises) is taken, from the same point of the schedule
-    lower = plan_run(trained.run_dir.parent / "诗.txt", {"learning_rate": before.learning_rate / 2, "iters": 600},
-                     resume=trained.run_dir).cfg
-    assert lr_at(300, lower) == pytest.approx(lr_at(300, after) / 2)
-    same = plan_run(trained.run_dir.parent / "诗.txt", {"save_freq": 50}, resume=trained.run_dir).cfg
-    assert same.schedule_from is None  # nothing of the schedule changed: the run goes on exactly
+    lower = plan_run(trained.run_dir.parent / "诗.txt", {"learning_rate": before.peak / 2, "iters": 600},
+                     resume=trained.run_dir).schedule
+    assert lower.rate(300) == pytest.approx(after.rate(300) / 2)
+    same = plan_run(trained.run_dir.parent / "诗.txt", {"save_freq": 50}, resume=trained.run_dir).schedule
+    assert same == before and same.since is None  # nothing of the schedule changed: the run goes on exactly
 
 
 def test_the_vocabulary_refusal_of_resume_names_fine_tuning(trained, tmp_path):

@@ -14,6 +14,7 @@ from . import checkpoint, shipped
 from .errors import CheckpointError, ConfigError
 from .generation import SampleConfig, sample
 from .model import CharRNN, ModelConfig, quantize_int8, resolve_device
+from .options import describe
 from .text.tokenizer import Tokenizer
 from .training import fit
 
@@ -53,16 +54,18 @@ class TextModel:
 
     def generate_many(self, num: int, start: str = "", length: int | None = None, on_text=None, **options) -> list[str]:
         """num texts of `length` characters (the start text included; default 100, or whole paragraphs
-        with num_paragraphs), drawn as one batch.
+        with num_paragraphs), drawn as one batch. on_text(piece), with num=1, streams the text as it
+        is generated.
 
-        options are SampleConfig's: temperature (a number, or a list cycled per character), top_k,
-        top_p, greedy, seed, repetition_penalty, no_repeat_ngram, no_repeat_scope, beam, candidates (default 4 with a
-        form, else 1), num_paragraphs, stop, form, acrostic, rhyme, tones ("平水韵", "新韵" or "off";
-        平水韵 by default for the four 近体 forms), tones_strict, label. on_text(piece), with num=1,
-        streams the text as it is generated.
+        options are SampleConfig's fields, as its declarations (generation/config.py) say; a value
+        out of its range is refused with ConfigError in the words of `zhrnn sample`:
+
         """
         cfg = SampleConfig(length=length, **options)
         return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)
+
+    if generate_many.__doc__:  # the list, made from the declarations (none under python -OO)
+        generate_many.__doc__ = generate_many.__doc__.rstrip(" ") + describe(SampleConfig, indent=" " * 8) + "\n"
 
     def generate(self, start: str = "", length: int | None = None, **options) -> str:
         """One text of `length` characters beginning with `start` (see generate_many for options)."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .options import add_options, given
 from .training.distributed import env
 from .training.launch import OPTIONS as LAUNCH_OPTIONS
 
@@ -113,35 +114,20 @@ def _train_parser(sub) -> None:
 
 
 def _sample_parser(sub) -> None:
+    from .generation.config import SampleConfig
+
     p = sub.add_parser(
         "sample", help="生成文本 / generate text from a model",
         description="从模型生成文本 / generate text from a trained model",
     )
     _model_options(p)
     p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
-    p.add_argument("--label", default=S, help="风格标签, 如 李白、水调歌头 (模型需用 --labels 训练) / context label of a model trained with --labels")
-    p.add_argument("--len", dest="length", type=int, default=None,
-                   help="输出字数 (默认 100; 给了 --num-paragraphs 时写满整段) / characters per sample, start included "
-                        "(default 100; whole paragraphs with --num-paragraphs)")
+    add_options(p, SampleConfig)  # --len, --seed, --label here; the decoding and poem-form groups below
     p.add_argument("--num", type=int, default=1, help="生成几段 (同一批次并行) / number of samples, generated as one batch")
-    p.add_argument("--seed", type=int, default=None, help="随机种子, 可复现 / random seed for reproducible output")
     p.add_argument("--stream", action="store_true", help="边生成边输出 / print character by character")
     p.add_argument("--convert", default=None, help="输出转换 / convert the output: t2s (to Simplified), s2t (to Traditional), ...")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
     p.add_argument("--int8", action="store_true", help="int8 权重, CPU 上采样更快 / int8 weights: faster sampling on the CPU")
-    _decoding_options(p)
-    f = p.add_argument_group("诗体 / poem forms")
-    f.add_argument("--form", default=S, help="五言绝句 | 七言绝句 | 五言律诗 | 七言律诗 | 词牌名如 水调歌头, 或模板如 □□□□□，□□□□□。/ "
-                        "a form, a 词牌, or a template")
-    f.add_argument("--acrostic", default=S, help="藏头诗: 每句开头的字, 如 春夏秋冬 / first character of each line")
-    f.add_argument("--rhyme", action="store_true", default=S,
-                   help="押韵: 句号前的字同属十三辙一韵 (需 pypinyin) / lines ending in 。 rhyme (needs pypinyin)")
-    f.add_argument("--tones", nargs="?", const="平水韵", default=S, metavar="平水韵|新韵|off",
-                   help="格律: 绝句律诗守平仄、粘对, 按平水韵或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾; 四种近体诗默认按平水韵 "
-                        "(用 --rhyme 时不默认), off 关闭 / regulated verse: 平仄, 粘对 and a 平-tone rhyme by 平水韵 or "
-                        "中华新韵; on (平水韵) by default for the four 近体 forms unless --rhyme is given; off turns it off")
-    f.add_argument("--tones-strict", action="store_true", default=S,
-                   help="格律从严: 每个字都按谱 / every character by the pattern (no 一三五不论)")
     p.set_defaults(func=cmd_sample)
 
 
@@ -157,38 +143,6 @@ def _cutoffs(value: str) -> list[int]:
         return [int(v) for v in value.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of token counts: {value!r}") from None
-
-
-def _temperatures(value: str):
-    """'0.8' or a list cycled per character: '0.5,1.0,0.8'."""
-    try:
-        temps = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number or a comma-separated list: {value!r}") from None
-    return temps[0] if len(temps) == 1 else temps
-
-
-def _decoding_options(p) -> None:
-    d = p.add_argument_group("解码 / decoding")
-    d.add_argument("--temperature", type=_temperatures, default=S,
-                   help="温度, 越高越随机; 可给列表按字循环 / temperature, or a list cycled per character (default 0.8)")
-    d.add_argument("--top-k", type=int, default=S, help="只从最可能的 k 个字中选 / sample from the k most likely")
-    d.add_argument("--top-p", type=float, default=S, help="核采样 / nucleus sampling threshold in (0, 1]")
-    d.add_argument("--greedy", action="store_true", default=S, help="总选最可能的字 / always the most likely character")
-    d.add_argument("--beam", type=int, default=S, help="束搜索宽度 / beam search width (most likely text)")
-    d.add_argument("--candidates", type=int, default=S, metavar="K",
-                   help="每句同时写 K 稿, 留模型认为最通顺的一稿 (如九歌; --form 默认 4, 其余及 --greedy/--beam 时为 1) / "
-                        "draw each line K times in one batch and keep the one the model finds most probable "
-                        "(default 4 with --form, else 1; --greedy and --beam take 1)")
-    d.add_argument("--repetition-penalty", type=float, default=S,
-                   help="重复惩罚, 大于 1 时少用最近用过的字 (标点除外) / penalise recently used characters")
-    d.add_argument("--no-repeat-ngram", type=int, default=S, help="不重复任何 n 字片段 (默认 4, 0 为关闭) / never repeat an n-gram (default 4; 0: off)")
-    d.add_argument("--no-repeat-scope", choices=["text", "line"], default=S,
-                   help="不重复的范围: 整段输出, 或只在一行之内 (副歌可以重复; 语料有副歌时默认) / where --no-repeat-ngram "
-                        "holds: the whole output, or within a line so a chorus may return (the default for a text with choruses)")
-    d.add_argument("--num-paragraphs", "--paragraphs", dest="num_paragraphs", type=int, default=S, metavar="N",
-                   help="生成几段后停止 / stop after N paragraphs")
-    d.add_argument("--stop", default=S, help="遇到此字符串停止 / stop after this string")
 
 
 def _score_parser(sub) -> None:
@@ -208,6 +162,8 @@ def _score_parser(sub) -> None:
 
 
 def _interactive_parser(sub) -> None:
+    from .generation.config import SampleConfig
+
     p = sub.add_parser("interactive", help="与模型一起写 / write together with the model, character by character",
                        description="每一步显示最可能的下一个字及其概率, 可选择、输入、撤销或让模型续写 / "
                                    "see the most likely next characters, then choose, type, undo or let the model go on")
@@ -215,8 +171,7 @@ def _interactive_parser(sub) -> None:
     p.add_argument("--start", default="", help="开头 / start text")
     p.add_argument("--top", type=int, default=9, help="显示几个候选 / candidates shown (default 9)")
     p.add_argument("--lines", type=int, default=5, help="输入 = 时给几句候选整句 / candidate lines offered on = (default 5)")
-    p.add_argument("--temperature", type=float, default=0.8, help="续写时的温度 / temperature when continuing")
-    p.add_argument("--seed", type=int, default=None, help="随机种子 / random seed")
+    add_options(p, SampleConfig, lambda option: option.step)  # the options that hold step by step
     p.set_defaults(func=cmd_interactive)
 
 
@@ -353,16 +308,14 @@ def cmd_train(args) -> int:
     return 0
 
 
-SAMPLE_OPTIONS = {"temperature", "top_k", "top_p", "greedy", "beam", "candidates", "repetition_penalty",
-                  "no_repeat_ngram", "no_repeat_scope", "num_paragraphs", "stop", "form", "acrostic", "rhyme", "tones", "tones_strict", "label"}
-
-
 def cmd_sample(args) -> int:
     from .api import load
+    from .generation.config import SampleConfig
     from .text import script
 
+    options = given(args, SampleConfig)
+    SampleConfig(**options)  # a bad option is refused before a model is loaded
     model = load(args.model, device=args.device, int8=args.int8, last=args.last)
-    options = {k: v for k, v in vars(args).items() if k in SAMPLE_OPTIONS}
 
     pending = ""  # with --convert, a clause at a time: OpenCC converts by phrase, and phrases end at punctuation
 
@@ -376,8 +329,7 @@ def cmd_sample(args) -> int:
             pending = pending[cut:]
 
     streaming = args.stream and args.num == 1 and not options.get("beam", 1) > 1
-    texts = model.generate_many(args.num, start=args.start, length=args.length, seed=args.seed,
-                                on_text=stream if streaming else None, **options)
+    texts = model.generate_many(args.num, start=args.start, on_text=stream if streaming else None, **options)
     if streaming:
         print(script.convert(pending, args.convert))
     else:
@@ -421,11 +373,12 @@ def cmd_score(args) -> int:
 def cmd_interactive(args) -> int:
     from . import interactive
     from .api import load
-    from .generation import Stepper
+    from .generation import SampleConfig, Stepper
 
+    cfg = SampleConfig(**given(args, SampleConfig, lambda option: option.step))  # temperature, seed, the rules
     model = load(args.model, last=args.last)
-    text = interactive.run(Stepper(model.model, model.tokenizer, args.start, seed=args.seed),
-                           candidates=args.top, temperature=args.temperature, lines=args.lines)
+    text = interactive.run(Stepper(model.model, model.tokenizer, args.start, cfg=cfg), candidates=args.top,
+                           lines=args.lines)
     print(f"\n{text}")
     return 0
 
@@ -467,7 +420,7 @@ def cmd_serve(args) -> int:
 
 def cmd_check(args) -> int:
     from .errors import CorpusError
-    from .generation import meter
+    from .poetry import meter
     from .text.decoding import decode
 
     try:

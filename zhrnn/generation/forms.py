@@ -1,48 +1,22 @@
-"""Poem forms as templates, enforced while sampling: at each position the distribution is
-limited to what the form allows (any Chinese character, or one punctuation mark), so every
-output has the exact line lengths, with no sampling and rejecting.
-
-A template is a string in which □ stands for one Chinese character and anything else for
-itself: 五言绝句 is "□□□□□，□□□□□。□□□□□，□□□□□。". --form takes a name of FORMS, a 词牌 of
-cipai.json (205 patterns learned from 全宋词 by scripts/learn_cipai.py), or a template.
+"""Poem forms (templates: zhrnn/poetry/forms.py) enforced while sampling: at each position the
+distribution is limited to what the form allows (any Chinese character, or one punctuation mark),
+so every output has the exact line lengths, with no sampling and rejecting. --rhyme and --tones
+turn the rules of zhrnn/poetry (rhyme.py, tones.py, meter.py) into masks over the vocabulary.
 """
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from ..poetry.forms import SLOT, template_of
 from ..text.script import is_han
 from ..text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
-
-SLOT = "□"
-FORMS = {
-    "五言绝句": "□□□□□，□□□□□。" * 2,
-    "七言绝句": "□□□□□□□，□□□□□□□。" * 2,
-    "五言律诗": "□□□□□，□□□□□。" * 4,
-    "七言律诗": "□□□□□□□，□□□□□□□。" * 4,
-}
-
-
-@lru_cache(maxsize=1)
-def cipai() -> dict[str, str]:
-    """词牌 -> its most common line pattern in 全宋词."""
-    return json.loads(Path(__file__).with_name("cipai.json").read_text(encoding="utf-8"))
-
-
-def template_of(form: str) -> str:
-    template = FORMS.get(form) or cipai().get(form) or form
-    if SLOT not in template:
-        raise ConfigError(f"unknown --form {form!r}: use {', '.join(FORMS)}, a 词牌 such as 水调歌头, "
-                          "or a template such as □□□□□，□□□□□。")
-    return template
 
 
 class Form:
@@ -128,8 +102,8 @@ class _Meter:
     """--tones: a regulated-verse form's 平仄 and rhyme, as masks over the vocabulary (meter.Scansion)."""
 
     def __init__(self, template: str, chars: list[str | None], tokenizer: Tokenizer, modern: bool, strict: bool):
-        from . import meter
-        from .tones import tones
+        from ..poetry import meter
+        from ..poetry.tones import tones
 
         # the characters of the poem, in order: where each stands in the template (a slot, or a
         # character the template itself fixes)
@@ -180,7 +154,7 @@ class _Meter:
 def _tone_tables(vocab: tuple[str, ...], modern: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(V, 2) bool: each token may be 平, may be 仄 (single Chinese characters the table knows);
     (V, G) bool: each token may rhyme in each 平声 group; the G group names."""
-    from .tones import PING, ZE, rhyme_groups, tones
+    from ..poetry.tones import PING, ZE, rhyme_groups, tones
 
     # by the readings both scripts share: a poem stays regulated under --convert
     heard = [tones(t, modern, safe=True) if len(t) == 1 and is_han(t) else frozenset() for t in vocab]
@@ -203,7 +177,7 @@ def _han_mask(vocab: tuple[str, ...]) -> torch.Tensor:
 @lru_cache(maxsize=8)
 def _rhyme_groups(vocab: tuple[str, ...]) -> torch.Tensor:
     """(V,) the rhyme group of each token as a number, -1 for tokens that cannot rhyme."""
-    from .rhyme import groups_of
+    from ..poetry.rhyme import groups_of
 
     names = groups_of(list(vocab))
     index = {g: k for k, g in enumerate(sorted({g for g in names if g}))}

@@ -3,10 +3,12 @@
     GET  /                          the page
     GET  /api/models                every model's card
     GET  /api/models/{name}/curve.svg   its training curve
-    POST /api/generate              server-sent events: {"i": output, "text": piece} ..., then
+    POST /api/generate              start, num and SampleConfig's options (those declared api=True):
+                                    server-sent events {"i": output, "text": piece} ..., then
                                     {"done": true, "texts": [...]} (or {"error": ...})
     POST /api/score                 {"bpc", "chars", "unknown", "pieces": [[text, bits], ...]}
-    POST /api/next                  {"top": [[token, p], ...], "lines": [[text, score], ...]}
+    POST /api/next                  text, k, lines and the options that hold step by step (temperature,
+                                    seed, top_k, form, ...): {"top": [[token, p], ...], "lines": [[text, score], ...]}
 
 A POST body is a JSON object (Content-Type application/json, which a page of another site cannot
 send here without CORS). Models are named by the names the server lists, so a request never names
@@ -154,14 +156,14 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
 
     async def next_(request: Request) -> Response:
         data = await body(request)
-        text, k, lines, temperature, seed = next_request(data, limits)
+        text, k, lines, cfg = next_request(data, limits)
         entry = pick(data)
         m, marker = entry.model, entry.model.tokenizer.marker
 
         def offer():
-            stepper = Stepper(m.model, m.tokenizer, device=m.device, seed=seed)
+            stepper = Stepper(m.model, m.tokenizer, cfg=cfg, device=m.device)
             stepper.read(text)  # one forward pass, one state: the page never undoes inside it
-            drafted = stepper.lines(lines, temperature) if lines else []
+            drafted = stepper.lines(lines) if lines else []
             # a paragraph marker cannot be typed back as text: what is offered is text
             top = [[token, round(p, 4)] for token, p in stepper.top(k + 1) if token != marker][:k]
             return {"text": stepper.text, "top": top,

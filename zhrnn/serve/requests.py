@@ -1,6 +1,7 @@
 """What a request may ask for: each JSON field's type and range, checked before anything runs.
 
-The server's limits are tighter than the CLI's (a request is anyone's, a command is the user's),
+A sampling option is read as SampleConfig declares it (its type, its range, the CLI's sentence);
+the server's limits are tighter than the CLI's (a request is anyone's, a command is the user's),
 and every refusal is one sentence for a 4xx answer. A model is named by its name in the list the
 server was started with, never by a path.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import ZhrnnError
 from ..generation.config import SampleConfig
+from ..options import names, read_json
 
 
 class BadRequest(ZhrnnError):
@@ -33,6 +35,7 @@ class Limits:
     so_far: int = 2_000  # characters of the interactive writer's text so far (read a step at a time)
     start: int = 200  # characters of a start, acrostic or label
     choices: int = 20  # next characters or lines offered
+    paragraphs: int = 10  # num_paragraphs of one output
 
 
 def _number(value, name: str, low: float, high: float, integer: bool):
@@ -81,8 +84,28 @@ def fields(data: dict, allowed: set[str]) -> None:
         raise BadRequest(f"unknown field(s) {named[:100]}; known: {', '.join(sorted(allowed))}")
 
 
-GENERATE = {"model", "start", "length", "num", "temperature", "top_k", "top_p", "seed", "form", "acrostic", "label",
-            "tones", "rhyme", "candidates", "num_paragraphs", "greedy", "no_repeat_scope"}
+# The options a request may give are SampleConfig's fields declared api=True (generation/config.py):
+# their types and ranges are read by options.read_json, in the sentences the command line uses; the
+# server adds only its Limits (SERVER_HIGH: a tighter top for some ranges; the length of strings).
+API_OPTIONS = names(SampleConfig, lambda option: option.api)
+STEP_OPTIONS = names(SampleConfig, lambda option: option.api and option.step)  # those that hold step by step
+GENERATE = {"model", "start", "num", *API_OPTIONS}
+NEXT = {"model", "text", "k", "lines", *STEP_OPTIONS}
+SERVER_HIGH = {"length": "length", "candidates": "candidates", "num_paragraphs": "paragraphs"}  # field: Limits field
+
+
+def sample_options(data: dict, limits: Limits, allowed: list[str]) -> dict:
+    """The options of a body (those of `allowed` it gives, null or "" being not given), read as the
+    declarations say, within the server's limits."""
+    options: dict = {}
+    for name in allowed:
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and not value):
+            continue
+        high = getattr(limits, SERVER_HIGH[name]) if name in SERVER_HIGH else None
+        value = read_json(SampleConfig, name, value, high)  # ConfigError: a 400 in the CLI's words
+        options[name] = _text(value, name, limits.start) if isinstance(value, str) else value
+    return options
 
 
 def sample_request(data: dict, limits: Limits) -> tuple[str, int, SampleConfig]:
@@ -90,31 +113,10 @@ def sample_request(data: dict, limits: Limits) -> tuple[str, int, SampleConfig]:
     fields(data, GENERATE)
     start = _text(data.get("start", ""), "start", limits.start)
     num = _number(data.get("num", 1), "num", 1, limits.num, True)
-    options: dict = {}
-    if data.get("length") is not None:
-        options["length"] = _number(data["length"], "length", 1, limits.length, True)
-    if data.get("num_paragraphs") is not None:
-        options["num_paragraphs"] = _number(data["num_paragraphs"], "num_paragraphs", 1, 10, True)
+    options = sample_options(data, limits, API_OPTIONS)
+    if "num_paragraphs" in options:
         options.setdefault("length", limits.length)  # whole paragraphs, up to the server's length
-    if data.get("temperature") is not None:
-        options["temperature"] = _number(data["temperature"], "temperature", 0.05, 5, False)
-    if data.get("top_k") is not None:
-        options["top_k"] = _number(data["top_k"], "top_k", 1, 1_000_000, True)
-    if data.get("top_p") is not None:
-        options["top_p"] = _number(data["top_p"], "top_p", 0.01, 1, False)
-    if data.get("seed") is not None:
-        options["seed"] = _number(data["seed"], "seed", 0, 2**63 - 1, True)
-    if data.get("candidates") is not None:
-        options["candidates"] = _number(data["candidates"], "candidates", 1, limits.candidates, True)
-    for name in ("form", "acrostic", "label", "tones", "no_repeat_scope"):
-        if data.get(name) not in (None, ""):
-            options[name] = _text(data[name], name, limits.start)
-    for name in ("rhyme", "greedy"):
-        if data.get(name) is not None:
-            if not isinstance(data[name], bool):
-                raise BadRequest(f"{name} must be true or false, not {json.dumps(data[name])[:40]}")
-            options[name] = data[name]
-    cfg = SampleConfig(**options)  # its own checks (ConfigError: a 400 too)
+    cfg = SampleConfig(**options)  # its checks across fields (ConfigError: a 400 too)
     if num * cfg.candidates > limits.rows:
         raise BadRequest(f"num x candidates is {num * cfg.candidates}; at most {limits.rows}")
     return start, num, cfg
@@ -129,11 +131,11 @@ def score_request(data: dict, limits: Limits) -> str:
     return text
 
 
-def next_request(data: dict, limits: Limits) -> tuple[str, int, int, float, int | None]:
-    """The text so far, next characters, candidate lines, temperature and seed of a /api/next body."""
-    fields(data, {"model", "text", "k", "lines", "temperature", "seed"})
-    return (_text(data.get("text", ""), "text", limits.so_far),
-            _number(data.get("k", 8), "k", 1, limits.choices, True),
-            _number(data.get("lines", 0), "lines", 0, limits.choices, True),
-            _number(data.get("temperature", 0.8), "temperature", 0.05, 5, False),
-            _number(data["seed"], "seed", 0, 2**63 - 1, True) if data.get("seed") is not None else None)
+def next_request(data: dict, limits: Limits) -> tuple[str, int, int, SampleConfig]:
+    """The text so far, next characters, candidate lines and the SampleConfig (temperature, seed,
+    the rules) of a /api/next body."""
+    fields(data, NEXT)
+    text = _text(data.get("text", ""), "text", limits.so_far)
+    k = _number(data.get("k", 8), "k", 1, limits.choices, True)
+    lines = _number(data.get("lines", 0), "lines", 0, limits.choices, True)
+    return text, k, lines, SampleConfig(**sample_options(data, limits, STEP_OPTIONS))

@@ -14,7 +14,7 @@ from . import encoded, rundir
 from .batches import Batches, Streams
 from .distributed import Dist, setup
 from .finetune import grow_state
-from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_iters, plan_run, planned_rate
+from .plan import LOCAL, Resume, RunPlan, TrainConfig, new_schedule, plan_run
 from .split import split_ids
 from .trainer import Trainer, TrainResult
 from ..generation.request import resolve_start
@@ -51,16 +51,9 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     # One process per machine prepares the encoded text; the others map what it wrote.
     text = dist.from_local_main(encode, then=encode)
     dist.agree("text", text.digest, "every machine needs the same text files (same bytes) and text options")
+    # a resumed run's split is the one it used (its checkpoint's train_config keeps it: Trainer.state)
     split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, text.tokenizer)
-    cfg = replace(cfg, split=split.method)  # the split used (paragraphs fall back to the tail): what a resume keeps
-    if cfg.iters is None and cfg.time_budget is None:
-        cfg = replace(cfg, iters=auto_iters(len(split.train), cfg))
-        log.info("no --iter or --time: %d steps, about %.1f passes over the %d training tokens", cfg.iters,
-                 cfg.iters * cfg.batch_size * cfg.seq_length / len(split.train), len(split.train))
-    if cfg.learning_rate is None and (cfg.iters or plan.init_from is not None):  # under --time: Trainer.fix_rate
-        cfg = replace(cfg, learning_rate=planned_rate(cfg, fine_tune=plan.init_from is not None))
-        log.info("learning rate %.2g, %s (--learning-rate to choose)", cfg.learning_rate,
-                 "as for fine-tuning" if plan.init_from is not None else f"as for a run of {cfg.iters} steps")
+    schedule = plan.schedule or new_schedule(cfg, len(split.train), fine_tune=plan.init_from is not None)
     resolve_start(cfg.start, text.tokenizer)  # refuse an unknown start character before training
 
     amp = amp_dtype(cfg.amp, device)
@@ -88,7 +81,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=0.0, betas=(0.9, 0.99),  # each step sets it (lr_at)
+        lr=0.0, betas=(0.9, 0.99),  # each step sets it (Schedule.rate)
     )
     # fp16 needs loss scaling; bf16 has float32's range and does not
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
@@ -117,9 +110,9 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     corpus_cfg = plan.corpus_cfg
     if corpus_cfg.paragraphs == "auto":
         corpus_cfg = replace(corpus_cfg, paragraphs=text.info.layout)
-    return Trainer(corpus_paths=plan.corpus_paths, corpus_cfg=corpus_cfg, cfg=cfg, text=text, split=split,
-                   model=model, net=net, optimizer=optimizer, scaler=scaler, batches=batches, device=device, amp=amp,
-                   run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden)
+    return Trainer(corpus_paths=plan.corpus_paths, corpus_cfg=corpus_cfg, cfg=cfg, schedule=schedule, text=text,
+                   split=split, model=model, net=net, optimizer=optimizer, scaler=scaler, batches=batches, device=device,
+                   amp=amp, run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden)
 
 
 def restore(resume: Resume, model: CharRNN, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

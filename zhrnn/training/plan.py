@@ -1,11 +1,12 @@
 """The plan of a run: what the options, a checkpoint to resume or a model to start from
 (--init-from) decide. The options are checked before any text is read, so that a wrong one
 fails in seconds; the vocabulary rule (RunPlan.tokenizer_for) is decided here and applied as the
-text is encoded. build.py turns a plan into a Trainer."""
+text is encoded, and so is the learning-rate schedule (schedule.py): a resumed run's here, a new
+run's once its text is split (new_schedule, as its steps may follow the text's length). build.py
+turns a plan into a Trainer."""
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -17,6 +18,7 @@ from . import rundir
 from .batches import EVAL_PROTOCOL
 from .distributed import Dist
 from .finetune import extend_tokenizer
+from .schedule import SECONDS, STEPS, Schedule
 from .split import SPLITS
 from ..errors import ConfigError, CorpusError, DistributedError
 from ..model import ModelConfig, resolve_device
@@ -26,13 +28,16 @@ from ..text.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """What the user asked for a run (what it was asked, for a resumed one). What follows from it
+    (the steps of a run given neither --iter nor --time, the peak rate chosen) is the run's
+    Schedule (schedule.py), and the split the text fell back to is the Trainer's."""
     # the classic char-rnn knobs (names of the Theano GRU script in comments)
     batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
     seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
     # learning_rate: peak, after warmup; cosine decay to a tenth. None: chosen from the length of the
-    # run (rate_for), as the best peak depends on it
+    # run (schedule.rate_for), as the best peak depends on it
     learning_rate: float | None = None
     iters: int | None = None  # iter: optimizer steps in total; None: by --time, else scaled to the text (auto_iters)
     time_budget: float | None = None  # --time, in seconds ('30m' is read too): the schedule and the end follow the clock
@@ -62,15 +67,15 @@ class TrainConfig:
     out_dir: str | None = None  # default runs/<corpus name>
     init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
     cache_dir: str | None = None  # encoded-text cache (default $ZHRNN_CACHE or ~/.cache/zhrnn)
-    # set by --resume when --iter, --time, --learning-rate or --warmup changes: [where, rate] the
-    # schedule goes on from, where being a step, or seconds trained under --time (plan.clock)
-    schedule_from: list | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """A checkpoint's train_config. Runs from before the paragraph split validated on the tail
         of their text, and go on doing so; runs from before --time had a number of steps, and
-        runs from before --stateful trained on random windows (still the default)."""
+        runs from before --stateful trained on random windows (still the default). Runs from
+        before the Schedule was saved kept a resume's schedule_from here too: saved_schedule
+        reads it."""
+        d = {k: v for k, v in d.items() if k != "schedule_from"}
         return cls(**{"split": "tail", "iters": 1000, "stateful": False, "learning_rate": 2e-3, **d})
 
     def __post_init__(self):
@@ -80,8 +85,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if self.patience is not None and self.patience < 0:
             raise ConfigError(f"--patience must be 0 (off) or more, not {self.patience}")
-        if self.time_budget is not None:
-            self.time_budget = parse_duration(self.time_budget)  # '30m' from the CLI or zhrnn.train
+        if self.time_budget is not None:  # '30m' from the CLI or zhrnn.train, in seconds
+            object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
             if self.iters is not None:
                 raise ConfigError("give --iter (steps) or --time (a budget), not both")
             if not self.time_budget > 0:
@@ -105,7 +110,6 @@ class TrainConfig:
 # Options that can change when a run is resumed; everything else is fixed by the checkpoint.
 RESUMABLE = {"iters", "time_budget", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
              "cache_dir", "learning_rate", "warmup", "grad_clip", "patience"}
-SCHEDULE = ("iters", "time_budget", "learning_rate", "warmup")  # a resume that changes one goes on from the rate it had reached
 
 # With neither --iter nor --time, a run makes this many passes over its training text, within
 # these bounds: a small file is not learned by heart over a thousand passes, and a large one is
@@ -118,48 +122,30 @@ def auto_iters(train_tokens: int, cfg: TrainConfig) -> int:
     return min(AUTO_MAX_ITERS, max(AUTO_MIN_ITERS, round(AUTO_PASSES * train_tokens / (cfg.batch_size * cfg.seq_length))))
 
 
-# The best peak rate depends on the length of the run (BENCHMARKS.md, 全唐诗 on 2 cores, batch
-# 32 x 100): 8e-3 is 0.36 bits per character better than 2e-3 in a run of about 1,300 steps (and
-# better on Shakespeare too) and 0.34 worse in one of 6,300, where the long high-rate phase keeps
-# the model from settling. Between the two the rate falls geometrically with the steps; outside
-# it is held.
-SHORT_RUN, LONG_RUN = (1_300, 8e-3), (6_300, 2e-3)
-# A run from a trained model (--init-from) keeps to the long runs' rate whatever its length: a
-# high one would unlearn what the model knows before the new text is learned
-FINE_TUNE_RATE = LONG_RUN[1]
-# Under --time the steps are not known beforehand: the rate follows the steps the budget holds at
-# the speed so far, and is fixed by the speed between these two steps of a process (the first
-# steps are slow: allocation, cuDNN's choice of kernels). A checkpoint written before then holds
-# no rate, and a resumed run measures again.
-RATE_MEASURED = (10, 50)
+def new_schedule(cfg: TrainConfig, train_tokens: int, fine_tune: bool = False) -> Schedule:
+    """A new run's schedule, once its text is split: over the steps given or scaled to the text
+    (auto_iters), or over its --time budget; fine_tune: it starts from a trained model."""
+    steps = cfg.iters
+    if steps is None and cfg.time_budget is None:
+        steps = auto_iters(train_tokens, cfg)
+        log.info("no --iter or --time: %d steps, about %.1f passes over the %d training tokens", steps,
+                 steps * cfg.batch_size * cfg.seq_length / train_tokens, train_tokens)
+    schedule = Schedule.planned(cfg.warmup, steps, cfg.time_budget, cfg.learning_rate, fine_tune)
+    if schedule.chosen in ("length", "fine-tune"):  # under --time: chosen once the speed is measured (Trainer)
+        log.info("learning rate %.2g, %s (--learning-rate to choose)", schedule.peak,
+                 "as for fine-tuning" if fine_tune else f"as for a run of {steps} steps")
+    return schedule
 
 
-def rate_for(steps: float) -> float:
-    """The peak learning rate for a run of this many steps (SHORT_RUN, LONG_RUN)."""
-    (short, fast), (long, slow) = SHORT_RUN, LONG_RUN
-    where = min(1.0, max(0.0, math.log(max(steps, 1) / short) / math.log(long / short)))
-    return float(f"{fast * (slow / fast) ** where:.2g}")  # 2 digits: a rate a user can read and repeat
-
-
-def budget_steps(cfg: TrainConfig, step: int, elapsed: float, since: tuple[int, float] = (0, 0.0)) -> float:
-    """Under --time: the steps the budget holds at the speed since (a step, and the seconds at it)
-    to now (step, elapsed); 0 before any step."""
-    steps, seconds = step - since[0], elapsed - since[1]
-    return step + (cfg.time_budget - elapsed) * steps / seconds if steps > 0 and seconds > 0 else 0.0
-
-
-def planned_rate(cfg: TrainConfig, step: int = 0, elapsed: float = 0.0, fine_tune: bool = False) -> float:
-    """The peak rate of a run given no --learning-rate: from its steps, or under --time from the
-    steps the budget holds at the speed so far (before the first step, the short runs' rate, which
-    a warmup starts far below)."""
-    if fine_tune:
-        return FINE_TUNE_RATE
-    return rate_for(budget_steps(cfg, step, elapsed) if cfg.time_budget else cfg.iters)
-
-
-def peak_rate(cfg: TrainConfig, step: int, elapsed: float) -> float:
-    """The run's peak rate: the one given or fixed, or while none is, the rate planned so far."""
-    return cfg.learning_rate if cfg.learning_rate is not None else planned_rate(cfg, step, elapsed)
+def saved_schedule(state: dict) -> Schedule:
+    """The schedule a checkpoint trained by. Before it was saved whole, its parts were in the
+    train_config: the peak (given or chosen) as learning_rate, the steps (given or auto_iters)
+    as iters, and where a resume had changed the schedule, schedule_from."""
+    if "schedule" in state:
+        return Schedule.from_dict(state["schedule"])
+    cfg, since = TrainConfig.from_dict(state["train_config"]), state["train_config"].get("schedule_from")
+    return Schedule(cfg.learning_rate, cfg.warmup, cfg.time_budget or cfg.iters, SECONDS if cfg.time_budget else STEPS,
+                    None if since is None else tuple(since), "saved" if cfg.learning_rate is not None else "speed")
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -175,34 +161,6 @@ def parse_duration(text: str | float | int) -> float:
     if hours and not minutes and seconds and not unit:
         minutes, seconds = seconds, None
     return float(hours or 0) * 3600 + float(minutes or 0) * 60 + float(seconds or 0)
-
-
-def clock(cfg: TrainConfig, step: int, elapsed: float) -> tuple[float, float]:
-    """Where a run stands on its schedule, and where the schedule ends: in steps, or in seconds
-    of training under --time."""
-    return (elapsed, cfg.time_budget) if cfg.time_budget else (step, cfg.iters)
-
-
-def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
-    """Linear warmup (in steps), then cosine decay to a tenth of the peak over the steps, or over
-    the seconds of a --time budget. By steps it is a pure function of the step, so a resumed run
-    follows the same schedule without a scheduler state to restore. A run resumed with another
-    --iter, --time or --learning-rate (schedule_from) decays from the rate it had reached
-    instead, so the rate never jumps."""
-    now, end = clock(cfg, step, elapsed)
-    peak = peak_rate(cfg, step, elapsed)
-    if cfg.schedule_from and now >= cfg.schedule_from[0]:
-        start, rate = cfg.schedule_from
-        floor = 0.1 * peak
-        progress = min(1.0, (now - start) / max(1e-9, end - start))
-        return floor + (rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    if step < cfg.warmup:
-        return peak * (step + 1) / cfg.warmup
-    if cfg.time_budget:  # the warmup's seconds are a sliver of any budget
-        progress = min(1.0, elapsed / cfg.time_budget)
-    else:
-        progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 # Options that may differ between the processes of one torchrun training (only rank 0 writes).
@@ -233,6 +191,7 @@ class Resume:
     step: int
     best: dict | None  # the best evaluation so far: step, val_bpc, val_text_bpc, evals_since (Trainer.improved)
     fingerprint: str  # of the prepared text it trained on: a changed text is worth a warning
+    schedule: Schedule  # the learning-rate schedule it trained by (saved_schedule)
     elapsed: float = 0.0  # seconds trained so far, what a --time budget counts
     hidden: object = None  # a stateful run's carried state ((L, B, H), or a pair for LSTM), or None
 
@@ -242,7 +201,7 @@ class Resume:
         # nor one chosen by val_bpc (before best.pt): forgotten
         best = state.get("best") if state.get("eval_protocol") == EVAL_PROTOCOL else None
         return cls(Tokenizer.from_dict(state["tokenizer"]), state["model"], state["optimizer"], state.get("scaler"),
-                   state["rng"], int(state["step"]), best, state["corpus"]["fingerprint"],
+                   state["rng"], int(state["step"]), best, state["corpus"]["fingerprint"], saved_schedule(state),
                    float(state.get("elapsed", 0.0)), state.get("hidden"))
 
 
@@ -264,6 +223,9 @@ class RunPlan:
     run_dir: Path | None  # None: a new runs/<corpus name>, made when the run is built
     resume: Resume | None = None
     init_from: InitFrom | None = None  # never together with resume (a resumed run keeps its vocabulary)
+    # a resumed run's learning-rate schedule (the checkpoint's, or one going on from it); None for a
+    # new run, whose schedule is made once its text is split (new_schedule)
+    schedule: Schedule | None = None
 
     @property
     def labels(self) -> dict[str, str] | None:
@@ -313,12 +275,12 @@ def plan_run(corpus_paths, options: dict, resume: str | Path | bool | None = Non
     if options.get("time_budget") is not None:  # '30m' as seconds, so a resume compares like with like
         options = {**options, "time_budget": parse_duration(options["time_budget"])}
     if resume:
-        (corpus_cfg, model_cfg, cfg), run_dir, resumed = _resumed(corpus_paths, options, resume, dist)
+        (corpus_cfg, model_cfg, cfg), run_dir, resumed, schedule = _resumed(corpus_paths, options, resume, dist)
         init = None
     else:
         (corpus_cfg, model_cfg, cfg), run_dir, init = _new(options, dist)
-        resumed = None
-    return RunPlan(corpus_paths, corpus_cfg, model_cfg, cfg, _device(cfg, dist), run_dir, resumed, init)
+        resumed = schedule = None
+    return RunPlan(corpus_paths, corpus_cfg, model_cfg, cfg, _device(cfg, dist), run_dir, resumed, init, schedule)
 
 
 def _new(options: dict, dist: Dist) -> tuple[Configs, Path | None, InitFrom | None]:
@@ -344,7 +306,7 @@ def _new(options: dict, dist: Dist) -> tuple[Configs, Path | None, InitFrom | No
 
 
 def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
-             dist: Dist) -> tuple[Configs, Path | None, Resume]:
+             dist: Dist) -> tuple[Configs, Path | None, Resume, Schedule]:
     def find() -> tuple[Path, dict]:
         path = rundir.find_resume(corpus_paths) if resume is True else checkpoint.resolve(resume, last=True)
         return path, checkpoint.load(path)
@@ -366,18 +328,6 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
         merged["iters"] = None
     elif options.get("iters") is not None:
         merged["time_budget"] = None
-    step, elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
-    if step and any(merged[k] != fixed.get(k) for k in SCHEDULE):
-        before = split_options(fixed)[2]
-        after = split_options({**merged, "schedule_from": None})[2]
-        # as far down the new peak as the run had come down its own (a rate not fixed yet: the same)
-        rate = lr_at(step, before, elapsed) * peak_rate(after, step, elapsed) / peak_rate(before, step, elapsed)
-        now, end = clock(after, step, elapsed)
-        merged["schedule_from"] = [now, rate]
-        unit = "s" if after.time_budget else ""
-        log.info("--resume: the learning rate goes on from %.3g at %s, down to %.3g at %s", rate,
-                 f"{now:.0f}{unit}" if unit else f"step {step}", 0.1 * peak_rate(after, step, elapsed),
-                 f"{end:.0f}{unit}" if unit else f"step {end}")
     configs = split_options(merged)
     cfg = configs[2]
     # Continue in place only from a run's own ckpt.pt; from any other file (a backup, a shipped
@@ -389,12 +339,27 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     else:
         run_dir = path.parent if path.name == checkpoint.FILENAME else None
     resumed = Resume.from_checkpoint(state)
+    schedule = resumed_schedule(resumed, cfg)
     # best.pt stays beside the checkpoint it came from; another directory's best.pt is the best of
     # its own evaluations, so that a run there always has one. Rank 0 decides (--out-dir may be
     # written differently on each machine), so every process keeps the same record for --patience.
     if dist.from_main(lambda: run_dir is None or run_dir.resolve() != path.parent.resolve()):
         resumed.best = None
-    return configs, run_dir, resumed
+    return configs, run_dir, resumed, schedule
+
+
+def resumed_schedule(resumed: Resume, cfg: TrainConfig) -> Schedule:
+    """The schedule a resumed run follows: the checkpoint's, or where --iter, --time,
+    --learning-rate or --warmup changed it, one that goes on from the rate the run had reached.
+    A budget the run was not given (steps scaled to its text) and a peak it did not ask for are
+    the checkpoint's: they do not change on resume."""
+    step, elapsed, saved = resumed.step, resumed.elapsed, resumed.schedule
+    schedule = saved.resumed(step, elapsed, cfg.warmup, cfg.iters, cfg.time_budget, cfg.learning_rate)
+    if schedule.since and schedule.since != saved.since:
+        where, rate = schedule.since
+        log.info("--resume: the learning rate goes on from %.3g at %s, down to %.3g at %s", rate,
+                 schedule.point(where), 0.1 * schedule.peak_at(step, elapsed), schedule.point(schedule.end))
+    return schedule
 
 
 def _device(cfg: TrainConfig, dist: Dist) -> torch.device:

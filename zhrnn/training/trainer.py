@@ -1,6 +1,7 @@
-"""The training loop: AdamW, clipping, warmup + cosine schedule, AMP on CUDA, and every save_freq
-iterations a validation loss in bits per character, an atomic checkpoint and a printed sample.
-How a run is decided and put together is in plan.py and build.py.
+"""The training loop: AdamW, clipping, the rate of the run's Schedule (schedule.py), AMP on CUDA,
+and every save_freq iterations a validation loss in bits per character, an atomic checkpoint and
+a printed sample. How a run is decided and put together is in plan.py and build.py; what the
+loop spends and how its processes agree, in loop.py.
 
 A run lives in one directory (runs/<corpus name> by default):
     ckpt.pt       the latest checkpoint (everything needed to sample or to resume exactly)
@@ -18,23 +19,24 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from .. import checkpoint
 from . import rundir
 from .batches import EVAL_PROTOCOL, Batches, eval_streams
 from .distributed import Dist
 from .encoded import Encoded
-from .plan import RATE_MEASURED, TrainConfig, budget_steps, clock, lr_at, rate_for
+from .loop import Budget, Speed, Sync
+from .plan import TrainConfig
+from .schedule import RATE_MEASURED, Schedule, budget_steps
 from .split import Split
 from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
-from ..model import CharRNN, map_hidden
+from ..model import CharRNN, evaluating, map_hidden
 from ..text.pipeline import CorpusConfig
 
 log = logging.getLogger(__name__)
@@ -57,15 +59,13 @@ def target_nats(model: CharRNN, rows: torch.Tensor, seq_length: int, autocast=co
     the hidden state carried: (s, L), float64. How the rows are cut into chunks does not change it."""
     if not rows.size(0):  # a process with no row of its own (more processes than rows)
         return rows.new_zeros(0, rows.size(1) - 1, dtype=torch.float64)
-    was_training = model.training
-    model.eval()
     hidden, out = None, []
-    for begin in range(0, rows.size(1) - 1, seq_length):
-        y = rows[:, begin + 1 : begin + seq_length + 1]  # (s, t)
-        with autocast():
-            nats, hidden = model(rows[:, begin : begin + y.size(1)], hidden, targets=y)  # (s*t,)
-        out.append(nats.double().view(y.shape))
-    model.train(was_training)
+    with evaluating(model):
+        for begin in range(0, rows.size(1) - 1, seq_length):
+            y = rows[:, begin + 1 : begin + seq_length + 1]  # (s, t)
+            with autocast():
+                nats, hidden = model(rows[:, begin : begin + y.size(1)], hidden, targets=y)  # (s*t,)
+            out.append(nats.double().view(y.shape))  # (s, t)
     return torch.cat(out, 1)
 
 
@@ -96,16 +96,18 @@ def stop_on_signals(flag: threading.Event):
 class Trainer:
     """A built run (build.build_trainer): its steps, evaluation, checkpoints, samples and the loop."""
 
-    def __init__(self, *, corpus_paths: list[str], corpus_cfg: CorpusConfig, cfg: TrainConfig, text: Encoded,
-                 split: Split, model: CharRNN, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    def __init__(self, *, corpus_paths: list[str], corpus_cfg: CorpusConfig, cfg: TrainConfig, schedule: Schedule,
+                 text: Encoded, split: Split, model: CharRNN, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, batches: Batches, device: torch.device, amp: torch.dtype | None,
                  run_dir: Path, dist: Dist, step: int = 0, best: dict | None = None, elapsed: float = 0.0,
                  hidden=None):
-        """net: what trains (model, or its DDP wrapper under torchrun); step, best (the figures of
-        the best evaluation: step, val_bpc, val_text_bpc, and evaluations since), elapsed (seconds
-        trained) and hidden (a stateful run's carried state): where a resumed run stands (its
-        model, optimizer and random streams already restored)."""
+        """schedule: the rate of every step, and the end of the run; net: what trains (model, or
+        its DDP wrapper under torchrun); step, best (the figures of the best evaluation: step,
+        val_bpc, val_text_bpc, and evaluations since), elapsed (seconds trained) and hidden (a
+        stateful run's carried state): where a resumed run stands (its model, optimizer and
+        random streams already restored)."""
         self.corpus_paths, self.corpus_cfg, self.cfg, self.dist = corpus_paths, corpus_cfg, cfg, dist
+        self.schedule = schedule
         self.tokenizer, self.corpus, self.cached = text.tokenizer, text.info, text.cached
         self.chars_per_token = text.info.chars / len(text.ids)  # 1 at char level; for speed in chars/s
         self.split = split
@@ -129,7 +131,10 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "model_config": asdict(self.model_cfg),
-            "train_config": asdict(self.cfg),
+            # with the split used (paragraphs fall back to the tail on a text of too few): a resume
+            # validates as this run did
+            "train_config": {**asdict(self.cfg), "split": self.split.method},
+            "schedule": self.schedule.to_dict(),
             "corpus_config": asdict(self.corpus_cfg),
             "tokenizer": self.tokenizer.to_dict(),
             "corpus": {"sources": self.corpus_paths, "fingerprint": self.corpus.fingerprint,
@@ -149,18 +154,18 @@ class Trainer:
         }
 
     def measure_rate(self) -> None:
-        """Under --time with no --learning-rate: the peak rate for the steps the budget holds at
-        the speed between the RATE_MEASURED steps of this process, fixed from then on (until then
-        lr_at plans by the speed so far). Every process fixes the same rate: under torchrun and
-        --time each step takes rank 0's clock (Trainer._loop)."""
+        """Under --time with no --learning-rate: the speed between the RATE_MEASURED steps of this
+        process, and from it the schedule's peak, fixed from then on (until then the schedule
+        plans by the speed so far). Every process fixes the same peak: under torchrun and --time
+        each step takes rank 0's clock (loop.Sync)."""
         done, (first, last) = self.step - self.first_step, RATE_MEASURED
         if done == first:
             self.rate_since = (self.step, self.elapsed)
         elif done >= last and self.rate_since:
-            steps = budget_steps(self.cfg, self.step, self.elapsed, self.rate_since)
-            self.cfg = replace(self.cfg, learning_rate=rate_for(steps))
+            steps = budget_steps(self.schedule.end, self.step, self.elapsed, self.rate_since)
+            self.schedule = self.schedule.measured(steps)
             log.info("learning rate %.2g, as for the %d steps the --time budget holds at this speed "
-                     "(--learning-rate to choose)", self.cfg.learning_rate, steps)
+                     "(--learning-rate to choose)", self.schedule.peak, steps)
 
     def save(self) -> Path:
         """Every process checks (their weights are equal, so they stop alike); rank 0 writes."""
@@ -194,10 +199,10 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp)
 
     def train_step(self) -> torch.Tensor:
-        if self.cfg.learning_rate is None:
+        if self.schedule.peak is None:
             self.measure_rate()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, self.cfg, self.elapsed)
+            group["lr"] = self.schedule.rate(self.step, self.elapsed)
         if self.cfg.stateful and self.batches.fresh_at(self.step):
             self.hidden = None  # a new pass over the text
         x, y = self.batches.next()  # (B, T) each
@@ -251,7 +256,7 @@ class Trainer:
             checkpoint.keep(self.ckpt_path, self.run_dir / checkpoint.BEST)
         record = {"step": self.step, "train_loss": round(train_loss, 5), "val_bpc": None if val is None else round(val, 5),
                   "val_text_bpc": None if text_val is None else round(text_val, 5),
-                  "lr": lr_at(self.step - 1, self.cfg, self.elapsed), "chars_per_s": round(speed),
+                  "lr": self.schedule.rate(self.step - 1, self.elapsed), "chars_per_s": round(speed),
                   "elapsed": round(self.elapsed, 1), "time": time.time()}
         if not self.dist.main:
             return record
@@ -266,8 +271,8 @@ class Trainer:
 
     def run(self, progress: bool = True, on_save: Callable[[dict], None] | None = None,
             stop: threading.Event | None = None) -> TrainResult:
-        """Train to cfg.iters steps, or for cfg.time_budget seconds (evaluations included; the run
-        ends with an evaluation and checkpoint inside the budget). Setting `stop` (Ctrl-C does)
+        """Train to the schedule's end: a step, or under --time a second of training (evaluations
+        included; the run ends with an evaluation and checkpoint inside the budget). Setting `stop` (Ctrl-C does)
         ends the run after the current step with a checkpoint, as if it had been interrupted there."""
         with contextlib.ExitStack() as held:
             def claim():  # rank 0 alone writes; the others learn whether it could
@@ -292,99 +297,64 @@ class Trainer:
                 f"{self.model.num_parameters():,} params, on {where}{amp}")
 
     def _loop(self, progress: bool, on_save, stop: threading.Event) -> TrainResult:
-        cfg = self.cfg
         result = TrainResult(self.run_dir, self.ckpt_path, self.step)
-        log.info("%s", self.describe())
-        budget = (f"{self.elapsed:.0f} s of --time {cfg.time_budget:.0f} s" if cfg.time_budget
-                  else f"step {self.step} of {cfg.iters}")
-        log.info("run directory %s; %s", self.run_dir, budget)
-        if self._finished():
-            what = "--time" if cfg.time_budget else "--iter"
-            log.warning("the run has already reached its %s; raise %s to train more", budget, what)
+        budget = Budget(self.schedule, self.cfg.save_freq, self.elapsed)
+        if not self._ready(budget, result):
             return result
+        self.model.train()
+        sync = Sync(self.dist, self.device, budget.by_time)
+        # the global batch, on all processes together
+        speed = Speed(self.cfg.batch_size * self.cfg.seq_length * self.chars_per_token, self.step)
+        eval_chars = self.cfg.eval_tokens * self.chars_per_token
+        loss, out_of_time = float("nan"), False
+
+        def ended() -> bool:  # the run's own end: its budget spent, or --patience
+            return out_of_time or budget.finished(self.step, self.elapsed) or self.patience_spent
+
+        with budget.bar(progress, self.step, self.elapsed) as bar, stop_on_signals(stop):  # closed even on failure
+            while not (ended() or sync.stopping(stop)):
+                sync.add(self.dist.guard("training", self.train_step))
+                self.elapsed = budget.clock()
+                late, due = budget.late(self.elapsed, speed, eval_chars), budget.due(self.step)
+                synced = sync.due(due or late, stop)
+                if synced:
+                    agreed = sync.reduce(self.step, stop, late, self.elapsed)
+                    if agreed.clock is not None:  # under torchrun every process steps by rank 0's clock
+                        self.elapsed = budget.restart(agreed.clock)
+                    result.losses.extend(agreed.losses)
+                    loss, out_of_time = agreed.losses[-1], agreed.late
+                    speed.update(self.step, force=due or out_of_time)
+                budget.show(bar, self.step, self.elapsed, loss if synced else None, speed)
+                if due or out_of_time:  # the end of a --time budget: a last evaluation and checkpoint
+                    if out_of_time:  # what is left of the budget is this save's: the run has used it all
+                        self.elapsed = max(self.elapsed, budget.end)
+                    result.val_bpc = self._save_point(loss, speed, budget, on_save)
+            if sync.stopping(stop) and not ended():
+                self.save()
+                result.interrupted = True
+        return self._done(result)
+
+    def _ready(self, budget: Budget, result: TrainResult) -> bool:
+        """What the run is, logged; False (and why) when it has nothing left to train."""
+        log.info("%s", self.describe())
+        where = budget.describe(self.step, self.elapsed)
+        log.info("run directory %s; %s", self.run_dir, where)
+        if budget.finished(self.step, self.elapsed):
+            log.warning("the run has already reached its %s; raise %s to train more", where,
+                        "--time" if budget.by_time else "--iter")
+            return False
         if self.patience_spent:
             log.warning("the run was stopped by --patience %d (no better validation since step %d); resume with a "
-                        "higher --patience, or 0 for none, to train more", cfg.patience, self.best["step"])
+                        "higher --patience, or 0 for none, to train more", self.cfg.patience, self.best["step"])
             result.early_stopped = True
-            return result
+            return False
         if self.split.val is None:
             log.warning("the text is too short for a validation split; the loss shown is the training loss")
         else:
             log.info("%s", self.split.describe())
-        self.model.train()
-        tokens_per_step = cfg.batch_size * cfg.seq_length  # the global batch, on all processes together
-        # Losses are fetched (one GPU sync) every few steps, not every step. Under torchrun that is
-        # also where the processes agree to stop (Ctrl-C, SIGTERM, the end of --time): each step
-        # on CPUs, where a step is slow and the check cheap, and under --time.
-        sync_every = 1 if self.dist.active and (self.device.type == "cpu" or cfg.time_budget) else 10
-        pending: list[torch.Tensor] = []
-        tick, tick_step = time.perf_counter(), self.step
-        begun, begun_elapsed = tick, self.elapsed
-        speed, last_loss, agreed_stop, out_of_time = 0.0, float("nan"), False, False
-        self.save_cost = None  # seconds of the last evaluation + checkpoint + sample
+        return True
 
-        def stopping() -> bool:  # one process stops as soon as it is told to; several where they agreed
-            return agreed_stop or (not self.dist.active and stop.is_set())
-
-        if cfg.time_budget:  # the bar counts seconds
-            bar = tqdm(total=round(cfg.time_budget), initial=round(self.elapsed), disable=not progress, unit="s",
-                       dynamic_ncols=True, desc="train", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s "
-                                                                     "[{elapsed}<{remaining}{postfix}]")
-        else:
-            bar = tqdm(total=cfg.iters, initial=self.step, disable=not progress, unit="it", dynamic_ncols=True,
-                       desc="train")
-        with bar, stop_on_signals(stop):  # the bar is closed even when training fails
-            def ended() -> bool:  # the run's own end: its budget spent, or --patience
-                return out_of_time or self._finished() or self.patience_spent
-
-            while not (ended() or stopping()):
-                pending.append(self.dist.guard("training", self.train_step))
-                self.elapsed = begun_elapsed + time.perf_counter() - begun
-                late = self._late(tokens_per_step, speed)
-                due = self.step % cfg.save_freq == 0 or self.step == cfg.iters
-                if len(pending) >= sync_every or due or late or stopping():
-                    # mean loss over processes, whether any of them was told to stop or has run out
-                    # of time, and rank 0's clock (under --time every process steps at the same rate)
-                    flags = torch.tensor([float(stop.is_set()), float(late), self.elapsed if self.dist.main else 0.0],
-                                         device=self.device)
-                    values = self.dist.all_sum(torch.cat([torch.stack(pending).float(), flags])).tolist()
-                    if self.dist.active:
-                        begun_elapsed, begun = values[-1], time.perf_counter()
-                        self.elapsed = begun_elapsed
-                    values.pop()
-                    out_of_time = values.pop() > 0
-                    agreed_stop = values.pop() > 0
-                    values = [v / self.dist.world for v in values]
-                    pending.clear()
-                    if not all(map(math.isfinite, values)):
-                        raise ZhrnnError(
-                            f"the loss became NaN or infinite near step {self.step}; lower --learning-rate "
-                            f"(the last checkpoint, if any, is untouched)"
-                        )
-                    result.losses.extend(values)
-                    last_loss = values[-1]
-                    if self.step - tick_step >= 10 or due or out_of_time:  # over several steps: a steady figure
-                        now = time.perf_counter()
-                        speed = (self.step - tick_step) * tokens_per_step * self.chars_per_token / max(now - tick, 1e-9)
-                        tick, tick_step = now, self.step
-                    postfix = {"loss": f"{last_loss:.3f}", "chars_s": f"{speed:,.0f}"}
-                    if cfg.time_budget:
-                        postfix["step"] = self.step
-                    bar.set_postfix(postfix, refresh=False)
-                bar.update(round(self.elapsed) - bar.n if cfg.time_budget else 1)
-                if due or out_of_time:  # the end of a --time budget: a last evaluation and checkpoint
-                    if out_of_time:  # what is left of the budget is this save's: the run has used it all
-                        self.elapsed = max(self.elapsed, cfg.time_budget)
-                    saving = time.perf_counter()
-                    record = self.checkpoint_and_sample(last_loss, speed)
-                    self.save_cost = time.perf_counter() - saving
-                    tick = time.perf_counter()  # the speed is of training: evaluation and saving excluded
-                    result.val_bpc = record["val_bpc"]
-                    if on_save:
-                        on_save(record)
-            if stopping() and not ended():
-                self.save()
-                result.interrupted = True
+    def _done(self, result: TrainResult) -> TrainResult:
         if self.patience_spent:
             result.early_stopped = True
             log.info("no better validation in %d evaluations (--patience): stopped at step %d; the best, step %d "
@@ -393,18 +363,13 @@ class Trainer:
         result.step = self.step
         return result
 
-    def _finished(self) -> bool:
-        now, end = clock(self.cfg, self.step, self.elapsed)
-        return now >= end
-
-    def _late(self, tokens_per_step: int, speed: float) -> bool:
-        """Under --time: whether the next step and the final evaluation + checkpoint + sample would
-        run past the budget (what the last save took, or before the first an estimate: reading the
-        validation tokens forward only, about a third of the cost of training on as many)."""
-        if not self.cfg.time_budget:
-            return False
-        step_cost = tokens_per_step * self.chars_per_token / speed if speed else 0.0
-        save_cost = self.save_cost
-        if save_cost is None:  # and a second for the sample and writing the checkpoint
-            save_cost = 1.0 + (self.cfg.eval_tokens * self.chars_per_token / speed / 3 if speed else 0.0)
-        return self.elapsed + step_cost + save_cost >= self.cfg.time_budget
+    def _save_point(self, loss: float, speed: Speed, budget: Budget, on_save) -> float | None:
+        """An evaluation, checkpoint and sample; what it cost is left out of the speed and kept
+        for the budget (what the last save of a --time run will take). The validation figure."""
+        began = time.perf_counter()
+        record = self.checkpoint_and_sample(loss, speed.value)
+        budget.save_cost = time.perf_counter() - began
+        speed.restart()
+        if on_save:
+            on_save(record)
+        return record["val_bpc"]

