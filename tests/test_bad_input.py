@@ -102,7 +102,7 @@ TRAIN = [
     (lambda f: ["train", f["poems"], "--device", "gpu"], "--device"),
     (lambda f: ["train", f["poems"], "--convert", "x2y"], "OpenCC"),
     (lambda f: ["train", f["poems"], "--start", "选", *cli_options(dict(TINY, seq_length=8))], "start"),
-    (lambda f: ["train", f["poems"], "--cell", "transformer"], "invalid choice"),
+    (lambda f: ["train", f["poems"], "--cell", "transformer"], "--cell takes gru, lstm or rnn"),
     (lambda f: ["train", f["poems"], "--iter", "many"], "invalid int"),
 ]
 SAMPLE = [

@@ -12,6 +12,7 @@ from zhrnn.generation import SampleConfig, Stepper, beam_search
 from zhrnn.generation.request import Request
 from zhrnn.interactive import run as interactive
 from zhrnn.generation.score import heatmap_html, score_text
+from zhrnn.text.layout import Layout
 
 from .conftest import POEMS, run_cli
 
@@ -110,7 +111,7 @@ def test_score_tells_the_training_text_from_a_shuffle(model):
     # every token after the first is predicted once: the marked text minus its leading marker
     assert "".join(learned.pieces) == ("^" + POEMS.replace("\n", "\n^"))[1:-1]
     assert len(learned.bits) == len(learned.pieces) and learned.chars == len(learned.pieces)
-    page = heatmap_html(learned, "^")
+    page = heatmap_html(learned, Layout("^"))
     assert page.count("<span") == len(POEMS.replace("\n", "")) and 'title="' in page
 
 

@@ -2,6 +2,7 @@
 level or inside a function) runs down the layers or within a folder, text/ never needs torch,
 poetry/ neither (nor anything it imports), and no two modules import each other round a cycle."""
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_text_and_poetry_need_no_torch(name):
 
 def test_the_poetry_layer_runs_without_torch():
     """Everything poetry/ imports, however deep, loads no torch: checking a poem needs none. (The
-    package's own __init__ imports torch, so the subprocess stands an empty zhrnn package in for it.)"""
+    subprocess stands an empty zhrnn package in for the real one, so that poetry/ alone is tried.)"""
     code = f"""if True:
         import sys, types
         sys.modules["torch"] = None  # an import of torch fails outright
@@ -107,3 +108,30 @@ def test_no_import_cycle():
     for name in graph:
         if not state.get(name):
             visit(name, [name])
+
+
+def test_check_and_help_import_no_torch(tmp_path):
+    """`zhrnn check` and `zhrnn --help` load neither torch nor a model's code: the package, the CLI
+    and the torchrun check of main() are lazy, and each command's options are built only when it
+    runs. The public names still come on first use."""
+    poem = tmp_path / "绝句.txt"
+    poem.write_text("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\n", encoding="utf-8")
+    code = f"""if True:
+        import contextlib, io, sys
+        from zhrnn.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert main(["check", {str(poem)!r}]) == 0
+            try:
+                main(["--help"])
+            except SystemExit as e:
+                assert e.code == 0
+        assert "合律" in out.getvalue() and "check" in out.getvalue()
+        assert "torch" not in sys.modules, "torch imported"
+        import zhrnn
+        assert "torch" not in sys.modules and zhrnn.__version__ and "TrainConfig" in dir(zhrnn)
+        assert zhrnn.TrainConfig(iters=5).iters == 5 and zhrnn.load.__module__ == "zhrnn.api"
+        assert "torch" in sys.modules
+        """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -203,3 +203,82 @@ def test_the_python_api_lists_the_declared_options():
         for name, opt in declared(SampleConfig):
             assert f"        {name}" in doc, name
         assert "top_k (--top-k): sample from the k most likely; at least 1" in doc
+
+
+# --- training: TrainConfig, ModelConfig and CorpusConfig declare `zhrnn train`'s options -----------
+
+
+def training_options():
+    from zhrnn.model import ModelConfig
+    from zhrnn.text.pipeline import CorpusConfig
+    from zhrnn.training.plan import TrainConfig
+
+    return {name: (cls, opt) for cls in (ModelConfig, TrainConfig, CorpusConfig) for name, opt in declared(cls)}
+
+
+TRAINING = training_options()
+
+
+def test_every_option_of_train_is_in_its_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = capsys.readouterr().out
+    for name, (cls, opt) in TRAINING.items():
+        for flag in opt.flags:
+            assert flag in shown, name
+        if opt.flags and opt.zh and opt.en:
+            assert opt.zh.split()[0] in shown, name
+    assert "--hidden-size HIDDEN_SIZE, --hidden_size HIDDEN_SIZE" in shown  # the char-rnn spellings too
+    assert "--len SAMPLE_LEN, --len_of_sample SAMPLE_LEN" in shown and "--iter ITERS" in shown
+    assert "--tie-embedding, --no-tie-embedding" in shown and "--time DURATION" in shown
+    assert "--resume [PATH]" in shown and "--nproc-per-node N" in shown  # not options of a config: the command's
+    for title in ("模型 / model:", "训练 / training:", "文本与词表 / text and vocabulary:"):
+        assert shown.count(title) == 1, title  # three dataclasses, one group each title
+
+
+@pytest.mark.parametrize("name", [name for name, (cls, opt) in TRAINING.items()
+                                  if opt.flags and outside(opt) is not None])
+def test_a_training_option_out_of_its_range_is_refused_in_one_sentence(name, poems, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    cls, opt = TRAINING[name]
+    value = outside(opt)
+    said = cli_error(["train", poems, opt.flags[-1], value], capsys)  # an alias is read as the flag
+    with pytest.raises(ConfigError) as refused:
+        cls(**{name: value})  # zhrnn.train(...): the same words
+    assert said == str(refused.value)
+    assert opt.flags[0] in said
+    assert not (tmp_path / "runs").exists()  # refused before a run directory is made
+
+
+def test_open_and_closed_ends_of_a_range():
+    from zhrnn.model import ModelConfig
+    from zhrnn.training.plan import TrainConfig
+
+    for make, sentence in [(lambda: ModelConfig(dropout=1.0), "--dropout must be in [0, 1), not 1"),
+                           (lambda: TrainConfig(val_fraction=0.5), "--val-fraction must be in [0, 0.5), not 0.5"),
+                           (lambda: TrainConfig(time_budget="0s"), "--time (time_budget) must be above 0, not 0"),
+                           (lambda: TrainConfig(iters=0), "--iter (iters) must be at least 1, not 0")]:
+        with pytest.raises(ConfigError) as refused:
+            make()
+        assert str(refused.value) == sentence
+    assert ModelConfig(dropout=0.0).dropout == 0 and TrainConfig(val_fraction=0.0, warmup=0).warmup == 0
+
+
+def test_a_flag_read_by_its_own_parser_is_refused_in_one_sentence(poems, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert cli_error(["train", poems, "--time", "soon"], capsys) == \
+        "--time 'soon' is not a duration; write e.g. 90s, 30m, 2h or 1h30m"
+    assert "--cutoffs takes a comma-separated list of token counts" in cli_error(["train", poems, "--cutoffs", "8,x"],
+                                                                                  capsys)
+    args = build_parser().parse_args(["train", "诗.txt", "--time", "1h30", "--cutoffs", "8,20", "--no-stateful"])
+    assert (args.time_budget, args.cutoffs, args.stateful) == (5400, [8, 20], False)
+
+
+def test_zhrnn_train_lists_the_declared_options():
+    from zhrnn.api import train
+
+    doc = train.__doc__ or ""
+    if doc:  # not under python -OO
+        for name, (cls, opt) in TRAINING.items():
+            assert f"        {name}" in doc, name
+        assert "hidden_size (--hidden-size): hidden units per layer (default 256); at least 1" in doc

@@ -114,3 +114,29 @@ def test_a_trainer_built_from_a_resumed_plan_is_where_the_checkpoint_left_off(tr
     torch.testing.assert_close(state["model"], saved["model"], rtol=0, atol=0)
     torch.testing.assert_close(state["optimizer"]["state"], saved["optimizer"]["state"], rtol=0, atol=0)
     torch.testing.assert_close(state["rng"], saved["rng"], rtol=0, atol=0)
+
+
+def test_a_resume_changes_the_options_declared_resumable_and_no_other(trained, tmp_path):
+    from zhrnn.model import ModelConfig
+    from zhrnn.options import declared, names
+    from zhrnn.text.pipeline import CorpusConfig
+    from zhrnn.training.plan import RESUMABLE, TrainConfig
+
+    assert RESUMABLE == set(names(TrainConfig, lambda option: option.resumable)) == {
+        "iters", "time_budget", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp",
+        "eval_tokens", "out_dir", "cache_dir", "learning_rate", "warmup", "grad_clip", "patience"}
+    # every declared option given a value no run has: the refusal names exactly those not resumable
+    every = {name: object() for cls in (CorpusConfig, ModelConfig, TrainConfig) for name, _ in declared(cls)}
+    del every["time_budget"]  # read as a duration first
+    with pytest.raises(ConfigError) as refused:
+        plan_run(corpus_of(trained), every, resume=trained.run_dir)
+    fixed = ", ".join(sorted(set(every) - RESUMABLE))
+    assert str(refused.value) == f"--resume keeps the run's settings; cannot change {fixed}"
+    # and each resumable one is taken
+    given = dict(iters=400, save_freq=7, start="春", sample_len=5, sample_temperature=0.5, device="cpu", amp="off",
+                 eval_tokens=99, out_dir=str(tmp_path / "elsewhere"), cache_dir=str(tmp_path / "cache"),
+                 learning_rate=3e-3, warmup=3, grad_clip=0.5, patience=2)
+    assert set(given) | {"time_budget"} == RESUMABLE
+    plan = plan_run(corpus_of(trained), given, resume=trained.run_dir)
+    assert {name: getattr(plan.cfg, name) for name in given} == given
+    assert plan_run(corpus_of(trained), {"time_budget": "1m"}, resume=trained.run_dir).cfg.time_budget == 60

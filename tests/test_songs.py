@@ -2,6 +2,7 @@
 themselves, shown with a blank line between them, choruses allowed to come back, whole songs
 sampled (issue 16)."""
 import pytest
+import torch
 
 import zhrnn
 from zhrnn.text.pipeline import CorpusConfig, load_corpus, prepare
@@ -63,8 +64,10 @@ def test_corpus_inspect_says_which_it_takes(tmp_path):
 
 def test_a_memorised_song_comes_back_whole_chorus_and_all_then_a_blank_line(singer):
     model = zhrnn.load(singer.run_dir)
-    assert model.tokenizer.blocks and model.tokenizer.chorus
+    assert model.layout.blocks and model.layout.chorus
     assert model.info["corpus_config"]["paragraphs"] == "blank"  # what auto chose, kept with the model
+    state = torch.load(singer.checkpoint, weights_only=True)  # the layout is the run's, not the tokenizer's
+    assert state["layout"] == {"marker": "^", "blocks": True, "chorus": True} and "blocks" not in state["tokenizer"]
     # greedy, every other option at its default: the chorus is sung twice, then the next song
     two = model.generate("春", greedy=True, num_paragraphs=2)
     assert two == SONGS[0] + "\n\n" + SONGS[1]
@@ -200,3 +203,16 @@ def test_samples_of_a_song_model_are_set_apart_from_its_songs(singer):
     assert out.returncode == 0, out.stderr
     two = SONGS[0] + "\n\n" + SONGS[1]  # two songs a sample, a blank line between them
     assert out.stdout == f"{two}\n\n* * *\n\n{two}\n"
+
+
+def test_the_layout_of_checkpoints_from_before_it_was_saved_on_its_own():
+    from zhrnn.text.layout import Layout
+
+    tokenizer = {"level": "char", "vocab": ["<unk>", "^"], "marker": "^"}
+    # 2026-12: the flags rode on the tokenizer
+    assert Layout.from_checkpoint({"tokenizer": {**tokenizer, "blocks": True, "chorus": True}}) == Layout("^", True, True)
+    # before that: a run read with --paragraphs blank had blocks, and nothing had choruses
+    assert Layout.from_checkpoint({"tokenizer": tokenizer, "corpus_config": {"paragraphs": "blank"}}) == Layout("^", True)
+    assert Layout.from_checkpoint({"tokenizer": {**tokenizer, "marker": None}}) == Layout(None)
+    saved = Layout("^", blocks=True)
+    assert Layout.from_checkpoint({"tokenizer": tokenizer, "layout": saved.to_dict()}) == saved

@@ -15,15 +15,20 @@ from .errors import CheckpointError, ConfigError
 from .generation import SampleConfig, sample
 from .model import CharRNN, ModelConfig, quantize_int8, resolve_device
 from .options import describe
+from .text.layout import Layout
 from .text.tokenizer import Tokenizer
+from .text.pipeline import CorpusConfig
 from .training import fit
+from .training.plan import TrainConfig
 
 
 class TextModel:
     """A trained model with its tokenizer: what a checkpoint holds, ready to generate."""
 
-    def __init__(self, model: CharRNN, tokenizer: Tokenizer, info: dict | None = None, path: Path | None = None):
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, info: dict | None = None, path: Path | None = None,
+                 layout: Layout | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.layout = layout or Layout(tokenizer.marker)  # how its text is laid out: what sampling and views follow
         self.info = info or {}  # step, best (its figures), best_val_bpc, corpus, train_config of the checkpoint
         self.path = path
 
@@ -44,9 +49,8 @@ class TextModel:
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
         info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config")}
-        if "blocks" not in state["tokenizer"]:  # saved before the layout flags: a blank-line run had blocks
-            tokenizer.blocks = (info["corpus_config"] or {}).get("paragraphs") == "blank"
-        return cls(quantize_int8(model) if int8 else model.to(device), tokenizer, info, path)
+        return cls(quantize_int8(model) if int8 else model.to(device), tokenizer, info, path,
+                   Layout.from_checkpoint(state))
 
     @property
     def device(self) -> torch.device:
@@ -62,7 +66,8 @@ class TextModel:
 
         """
         cfg = SampleConfig(length=length, **options)
-        return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text)
+        return sample(self.model, self.tokenizer, start, cfg, num=num, device=self.device, on_text=on_text,
+                      layout=self.layout)
 
     if generate_many.__doc__:  # the list, made from the declarations (none under python -OO)
         generate_many.__doc__ = generate_many.__doc__.rstrip(" ") + describe(SampleConfig, indent=" " * 8) + "\n"
@@ -86,13 +91,23 @@ def load(path=None, device: str | torch.device = "cpu", int8: bool = False, last
 def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
     """Train on a text file (or files, or a directory of .txt) and return the trained model.
 
-    Options are those of `zhrnn train` with underscores: cell, num_layers, hidden_size,
-    embedding_size, dropout, batch_size, seq_length, learning_rate, iters, save_freq, level,
-    convert, paragraphs, out_dir, seed, device, output_layer, ...
+    resume: a checkpoint, a run directory, or True for the newest run on this corpus; it keeps
+    the run's settings but for those declared resumable (iters, time_budget, learning_rate, ...).
 
     level="word" on a text of 1 MB or more cuts it with jieba in worker processes, which Python
     starts by importing your script again: keep the script's work under
     `if __name__ == "__main__":`.
+
+    options are the fields of ModelConfig (model.py), TrainConfig (training/plan.py) and
+    CorpusConfig (text/pipeline.py), as their declarations say: `zhrnn train`'s options by their
+    field names (iters for --iter, time_budget for --time: seconds, or '30m'). A value out of its
+    range is refused with ConfigError in the words of `zhrnn train`:
+
     """
     result = fit(corpus, resume=resume, progress=progress, **options)
     return TextModel.from_checkpoint(result.run_dir)  # its best.pt, as load() of the directory gives
+
+
+if train.__doc__:  # the list, made from the declarations (none under python -OO)
+    train.__doc__ = train.__doc__.rstrip(" ") + "\n".join(
+        describe(config, indent=" " * 8) for config in (ModelConfig, TrainConfig, CorpusConfig)) + "\n"

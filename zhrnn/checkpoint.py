@@ -133,7 +133,7 @@ def load(path: str | Path, last: bool = False) -> dict:
     return state
 
 
-SAMPLING = ("model", "model_config", "tokenizer", "corpus_config", "train_config", "corpus", "step", "best",
+SAMPLING = ("model", "model_config", "tokenizer", "layout", "corpus_config", "train_config", "corpus", "step", "best",
             "best_val_bpc")
 
 

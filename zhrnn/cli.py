@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .options import add_options, given
-from .training.distributed import env
-from .training.launch import OPTIONS as LAUNCH_OPTIONS
+from .errors import PeerFailed, ZhrnnError
+from .options import add_options, given, group
+from .training.launch import OPTIONS as LAUNCH_OPTIONS, env  # no torch: the environment and argv only
 
 log = logging.getLogger("zhrnn")
-S = argparse.SUPPRESS  # options not given stay out of the namespace: the library's defaults apply
 MODEL_HELP = ("自带模型名 (唐诗、宋词)、检查点或运行目录; 默认: ./runs 下最新的, 没有则用唐诗 / a shipped model "
               "(唐诗, 宋词), checkpoint or run directory (default: the newest under ./runs, else 唐诗)")
 
@@ -23,83 +22,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"zhrnn: error: {message} (see {self.prog} --help)\n")
 
 
-def _train_parser(sub) -> None:
+def _train_parser(sub, arguments: bool = True) -> None:
     p = sub.add_parser(
         "train", help="训练模型 / train a model on a text file",
         description="在文本上训练字符级 GRU/LSTM 语言模型 / train a character-level GRU/LSTM language model on text",
     )
+    p.set_defaults(func=cmd_train)
+    if not arguments:  # listed in `zhrnn --help`; its options, declared beside torch, only when it runs
+        return
+    from .model import ModelConfig
+    from .text.pipeline import CorpusConfig
+    from .training.plan import TRAINING, TrainConfig
+
     p.add_argument("corpus", nargs="+", help="文本文件或 .txt 目录 (UTF-8、GBK、Big5) / text file(s) or directories of .txt")
-    m = p.add_argument_group("模型 / model")
-    m.add_argument("--cell", choices=["gru", "lstm", "rnn"], default=S, help="循环单元 / recurrent cell (default gru)")
-    m.add_argument("--num-layers", type=int, default=S, help="层数 / layers (default 2)")
-    m.add_argument("--hidden-size", "--hidden_size", type=int, default=S, help="隐藏层大小 / hidden units per layer (default 256)")
-    m.add_argument("--embedding-size", type=int, default=S, help="字向量维度 / embedding size (default 128)")
-    m.add_argument("--dropout", type=float, default=S, help="dropout (default 0.1)")
-    m.add_argument("--output-layer", "--output", dest="output_layer", choices=["auto", "full", "adaptive"], default=S,
-                   help="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍 / output layer: full softmax, or adaptive "
-                        "(2-5x faster training on 5-10k character vocabularies); default auto: adaptive from 2,000 tokens")
-    m.add_argument("--tie-embedding", action=argparse.BooleanOptionalAction, default=S,
-                   help="输出层与字向量共用矩阵 (全 softmax) / output layer shares the embedding matrix (full softmax)")
-    m.add_argument("--cutoffs", type=_cutoffs, default=S, metavar="N,N,...",
-                   help="自适应 softmax 的分界 / where the adaptive output's head and clusters end (default 1000,3000,10000,30000 below the vocabulary size)")
-    t = p.add_argument_group("训练 / training")
-    t.add_argument("--batch-size", type=int, default=S, help="批大小, 多进程时为全局批 / sequences per batch, over all processes together (default 32)")
-    t.add_argument("--seq-length", "--seq_length", type=int, default=S, help="序列长度 / tokens per sequence (default 100)")
-    t.add_argument("--learning-rate", "--learning_rate", type=float, default=S, help="峰值学习率; 默认按训练长度选: 约 1,300 步以内 8e-3, 6,300 步以上 2e-3 (--time 时按前 50 步的速度估计步数), "
-                        "微调 2e-3, --resume 沿用 / peak learning rate (default: from the length of the run, 8e-3 up to about "
-                        "1,300 steps falling to 2e-3 from 6,300, under --time from the speed of the first 50 steps; "
-                        "2e-3 for --init-from; a resume keeps it)")
-    t.add_argument("--iter", dest="iters", type=int, default=S,
-                   help="训练步数; 不给 --iter 和 --time 时按文本大小定 (约 4 遍) / training steps (default: about 4 passes "
-                        "over the text, 200 to 50,000 steps)")
-    t.add_argument("--time", dest="time_budget", default=S, metavar="DURATION",
-                   help="按时间训练, 如 90s、30m、2h: 学习率按时间衰减, 到时做最后一次验证和保存 / train for this long "
-                        "(90s, 30m, 2h): the rate decays over the time, and the run ends with an evaluation and checkpoint")
-    t.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=S,
-                   help="连续文本流, 隐状态跨步传递 (截断 BPTT) / contiguous streams with the hidden state carried "
-                        "from step to step (truncated BPTT), instead of random windows")
-    t.add_argument("--save-freq", "--save_freq", type=int, default=S, help="每多少步保存并采样 / checkpoint + sample every N steps (default 200)")
-    t.add_argument("--start", "--idx_of_begin", default=S, help="训练中采样的开头 / start text of the samples printed while training")
-    t.add_argument("--len", "--len_of_sample", dest="sample_len", type=int, default=S, help="采样长度 / sample length (default 100)")
-    t.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
-                   help="继续训练 / continue a run: its checkpoint or directory (no PATH: the newest run on this corpus)")
-    t.add_argument("--init-from", default=S, metavar="MODEL",
-                   help="从已有模型开始微调: 自带模型名 (唐诗、宋词) 或检查点; 新字自动加入词表 / "
-                        "fine-tune a shipped model (唐诗, 宋词) or a checkpoint; new characters are added to its vocabulary")
-    t.add_argument("--out-dir", default=S, help="运行目录 / run directory (default runs/<corpus name>)")
-    t.add_argument("--seed", type=int, default=S, help="随机种子 / random seed (default 1337)")
-    t.add_argument("--device", default=S, help="auto | cpu | cuda (default auto: the GPU when there is one)")
-    t.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=S, help="混合精度 / mixed precision (default auto: on for CUDA)")
-    t.add_argument("--val-fraction", type=float, default=S, help="验证集比例 / held-out share of the text (default 0.05)")
-    t.add_argument("--split", choices=["paragraphs", "tail"], default=S,
-                   help="验证集: paragraphs 为散布全文的整段 (默认; 重复与近似重复的段不会一边训练一边验证), tail 为文末 / "
-                        "held-out text: whole paragraphs spread through the text, near-twins kept on one side (default), "
-                        "or the tail")
-    t.add_argument("--grad-clip", type=float, default=S, help="梯度裁剪 / gradient norm clip (default 1.0)")
-    t.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay (default 0.01)")
-    t.add_argument("--warmup", type=int, default=S, help="学习率预热步数 / warmup steps (default 50)")
-    t.add_argument("--patience", type=int, default=S, metavar="N",
-                   help="连续 N 次验证没有更好就停止 / stop after N evaluations in a row without a new best")
-    d = p.add_argument_group("文本与词表 / text and vocabulary")
-    d.add_argument("--level", choices=["char", "word"], default=S, help="char: 每字一个 token (默认) / word: jieba 分词")
-    d.add_argument("--min-count", type=int, default=S, help="少于此次数的字记为 <unk> / rarer characters become <unk> (default 1)")
-    d.add_argument("--max-vocab", type=int, default=S, help="词表上限 / vocabulary size limit")
-    d.add_argument("--encoding", default=S, help="文件编码, 默认自动检测 / file encoding (default: detect UTF-8/GBK/Big5)")
-    d.add_argument("--paragraphs", choices=["auto", "line", "blank", "file", "off"], default=S,
-                   help="段落: auto (默认: 多数行在空行隔开的多行块里, 如歌词, 就按块分段, 否则每行一段) / 每行一段 / 空行分段 / "
-                        "每个文件一段 (一首歌一个文件) / 不加 '^' / auto (default: blank-line blocks when most lines stand in "
-                        "blocks of several, as in songs, else line), line, blank, file (each file one: a folder of "
-                        "songs), or off")
-    d.add_argument("--marker", default=S, help="段首标记 / paragraph marker (default ^)")
-    d.add_argument("--keep-credits", action="store_true", default=S,
-                   help=".lrc 歌词保留“作词：… 作曲：…”等署名行 (默认去掉) / keep the credit lines of .lrc files (dropped by default)")
-    d.add_argument("--convert", default=S, help="OpenCC 繁简转换 / convert the text: t2s, s2t, s2tw, tw2s, s2hk, ...")
-    d.add_argument("--normalize", choices=["NFC", "NFKC"], default=S, help="Unicode 规范化 (默认不做) / normalisation (default none)")
-    d.add_argument("--labels", action="store_true", default=S,
-                   help="每段以 '标签<TAB>' 开头 (作者、词牌), 采样时可用 --label 指定 / "
-                        "paragraphs start with 'label<TAB>'; sample with --label")
-    d.add_argument("--cache-dir", default=S, help="编码后文本的缓存目录 / cache of encoded text (default $ZHRNN_CACHE or ~/.cache/zhrnn)")
-    d.add_argument("--label-min-count", type=int, default=S, help="少于此段数的标签不用 / labels on fewer paragraphs are dropped (default 10)")
+    for config in (ModelConfig, TrainConfig, CorpusConfig):  # the 模型, 训练 and 文本与词表 groups, as declared
+        add_options(p, config)
+    group(p, TRAINING).add_argument(
+        "--resume", nargs="?", const=True, default=None, metavar="PATH",
+        help="继续训练 / continue a run: its checkpoint or directory (no PATH: the newest run on this corpus)")
     g = p.add_argument_group(
         "多进程 / several processes (torchrun, DDP)",
         "与 torchrun --nproc-per-node N -m zhrnn train ... 相同, 但出错时只给一行说明 / "
@@ -110,16 +50,18 @@ def _train_parser(sub) -> None:
     g.add_argument("--master-addr", default="127.0.0.1", help="0 号机器的地址 / address of machine 0")
     g.add_argument("--master-port", type=int, default=None, help="0 号机器的端口 / its port (default: free port on one machine, 29500 on several)")
     p.add_argument("-q", "--quiet", action="store_true", help="不显示进度条 / no progress bar")
-    p.set_defaults(func=cmd_train)
 
 
-def _sample_parser(sub) -> None:
-    from .generation.config import SampleConfig
-
+def _sample_parser(sub, arguments: bool = True) -> None:
     p = sub.add_parser(
         "sample", help="生成文本 / generate text from a model",
         description="从模型生成文本 / generate text from a trained model",
     )
+    p.set_defaults(func=cmd_sample)
+    if not arguments:  # listed in `zhrnn --help`; its options (generation/ imports torch) only when it runs
+        return
+    from .generation.config import SampleConfig
+
     _model_options(p)
     p.add_argument("--start", default="", help="开头的字或句 / start text (default: start of a paragraph)")
     add_options(p, SampleConfig)  # --len, --seed, --label here; the decoding and poem-form groups below
@@ -128,7 +70,6 @@ def _sample_parser(sub) -> None:
     p.add_argument("--convert", default=None, help="输出转换 / convert the output: t2s (to Simplified), s2t (to Traditional), ...")
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda")
     p.add_argument("--int8", action="store_true", help="int8 权重, CPU 上采样更快 / int8 weights: faster sampling on the CPU")
-    p.set_defaults(func=cmd_sample)
 
 
 def _model_options(p) -> None:
@@ -136,13 +77,6 @@ def _model_options(p) -> None:
     p.add_argument("--last", action="store_true",
                    help="运行目录取最新的检查点, 而非验证最好的 / from a run directory, the latest checkpoint "
                         "(ckpt.pt) instead of the best by validation (best.pt)")
-
-
-def _cutoffs(value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of token counts: {value!r}") from None
 
 
 def _score_parser(sub) -> None:
@@ -161,18 +95,20 @@ def _score_parser(sub) -> None:
     p.set_defaults(func=cmd_score)
 
 
-def _interactive_parser(sub) -> None:
-    from .generation.config import SampleConfig
-
+def _interactive_parser(sub, arguments: bool = True) -> None:
     p = sub.add_parser("interactive", help="与模型一起写 / write together with the model, character by character",
                        description="每一步显示最可能的下一个字及其概率, 可选择、输入、撤销或让模型续写 / "
                                    "see the most likely next characters, then choose, type, undo or let the model go on")
+    p.set_defaults(func=cmd_interactive)
+    if not arguments:
+        return
+    from .generation.config import SampleConfig
+
     _model_options(p)
     p.add_argument("--start", default="", help="开头 / start text")
     p.add_argument("--top", type=int, default=9, help="显示几个候选 / candidates shown (default 9)")
     p.add_argument("--lines", type=int, default=5, help="输入 = 时给几句候选整句 / candidate lines offered on = (default 5)")
     add_options(p, SampleConfig, lambda option: option.step)  # the options that hold step by step
-    p.set_defaults(func=cmd_interactive)
 
 
 def _export_parser(sub) -> None:
@@ -257,14 +193,17 @@ def _corpus_parser(sub) -> None:
     i.set_defaults(func=cmd_corpus_inspect)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given the command that will run (argv's first word, "" for
+    none), the options of train, sample and interactive only for that one: they are declared
+    beside torch (TrainConfig, SampleConfig), which `zhrnn check` and `zhrnn --help` do without."""
     parser = Parser(prog="zhrnn", description="中文字符级 RNN 文本生成 / Chinese-first character-level RNN text generator")
     parser.add_argument("--version", action="version", version=f"zhrnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    _train_parser(sub)
-    _sample_parser(sub)
+    _train_parser(sub, command in (None, "train"))
+    _sample_parser(sub, command in (None, "sample"))
     _score_parser(sub)
-    _interactive_parser(sub)
+    _interactive_parser(sub, command in (None, "interactive"))
     _corpus_parser(sub)
     _export_parser(sub)
     _check_parser(sub)
@@ -281,11 +220,15 @@ def cmd_train(args) -> int:
 
     from tqdm import tqdm
 
-    from .training.distributed import setup
+    from .model import ModelConfig
+    from .text.pipeline import CorpusConfig
     from .training.build import prepare_run
+    from .training.distributed import setup
+    from .training.plan import TrainConfig
 
-    skip = {"corpus", "resume", "quiet", "func", "command", "argv", *launch_options}
-    options = {k: v for k, v in vars(args).items() if k not in skip}
+    # the options given, flat as zhrnn.train takes them (plan.split_options sorts them out again)
+    options = {name: value for config in (CorpusConfig, ModelConfig, TrainConfig)
+               for name, value in given(args, config).items()}
     dist = setup()  # under torchrun: this process's rank; else one process alone
 
     def on_save(record: dict) -> None:
@@ -334,7 +277,7 @@ def cmd_sample(args) -> int:
         print(script.convert(pending, args.convert))
     else:
         # samples apart by a blank line; a model of blocks (songs) already puts one between its paragraphs
-        between = "\n* * *\n" if model.tokenizer.blocks else ""
+        between = "\n* * *\n" if model.layout.blocks else ""
         for i, text in enumerate(texts):
             if i:
                 print(between)
@@ -363,8 +306,7 @@ def cmd_score(args) -> int:
             context = "".join(map(shown, score.pieces[max(0, i - 6) : i]))
             print(f"  {score.bits[i]:6.2f} bits  {context}[{shown(score.pieces[i])}]")
     if args.html:
-        Path(args.html).write_text(heatmap_html(score, model.tokenizer.marker, title=f"zhrnn score: {args.file}",
-                                                blocks=model.tokenizer.blocks),
+        Path(args.html).write_text(heatmap_html(score, model.layout, title=f"zhrnn score: {args.file}"),
                                    encoding="utf-8")
         log.info("heat map written to %s", args.html)
     return 0
@@ -377,8 +319,8 @@ def cmd_interactive(args) -> int:
 
     cfg = SampleConfig(**given(args, SampleConfig, lambda option: option.step))  # temperature, seed, the rules
     model = load(args.model, last=args.last)
-    text = interactive.run(Stepper(model.model, model.tokenizer, args.start, cfg=cfg), candidates=args.top,
-                           lines=args.lines)
+    text = interactive.run(Stepper(model.model, model.tokenizer, args.start, cfg=cfg, layout=model.layout),
+                           candidates=args.top, lines=args.lines)
     print(f"\n{text}")
     return 0
 
@@ -477,7 +419,11 @@ def main(argv=None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     argv = sys.argv[1:] if argv is None else list(map(str, argv))
-    args = build_parser().parse_args(argv)
+    try:  # a flag's own reading may refuse it in a sentence of ours (--time 1x, --cutoffs a,b)
+        args = build_parser(next((a for a in argv if not a.startswith("-")), "")).parse_args(argv)
+    except ZhrnnError as e:
+        print(f"zhrnn: error: {e}", file=sys.stderr)
+        return 1
     args.argv = argv[1:]  # after the command: what `train` hands on to the processes it launches
     # Under torchrun, rank 0 speaks for the run, and the first process of each machine reports
     # errors: the processes of one machine run the same code on the same data, so they meet the
@@ -490,8 +436,6 @@ def main(argv=None) -> int:
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     if me.rank > 0:
         log.setLevel(logging.ERROR)
-
-    from .errors import PeerFailed, ZhrnnError
 
     try:
         return args.func(args)

@@ -11,19 +11,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .options import check_options, option
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 OUTPUTS = ("auto", "full", "adaptive")
 ADAPTIVE_FROM = 2000  # output auto: adaptive from this vocabulary size on (below it a full softmax is cheap)
 CLUSTER_EDGES = (1000, 3000, 10000, 30000)  # default cutoffs: head, then clusters of rarer tokens
 MIN_CLUSTER_WIDTH = 32  # narrower, a cluster of thousands of words cannot tell them apart
+MODEL = "模型 / model"  # the argument group of `zhrnn train --help`
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -68,33 +70,48 @@ def map_hidden(hidden, fn):
     return tuple(fn(h) for h in hidden) if isinstance(hidden, (tuple, list)) else fn(hidden)
 
 
+def token_counts(text: str) -> list[int]:
+    """--cutoffs as the command line gives them: '1000,3000'."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--cutoffs takes a comma-separated list of token counts, not {text!r}") from None
+
+
 @dataclass
 class ModelConfig:
+    """The network's shape. Each field with a flag declares it (zhrnn/options.py): `zhrnn train`
+    takes its flags from here, and check_options() its ranges."""
     vocab_size: int = 0  # set from the tokenizer
-    cell: str = "gru"
-    num_layers: int = 2
-    hidden_size: int = 256
-    embedding_size: int = 128
-    dropout: float = 0.1
-    output_layer: str = "auto"  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
-    cutoffs: list[int] = field(default_factory=list)  # adaptive: where the head and each cluster end
+    cell: str = option("gru", flags="--cell", choices=tuple(CELLS), group=MODEL,
+                       zh="循环单元", en="recurrent cell (default gru)")
+    num_layers: int = option(2, flags="--num-layers", low=1, group=MODEL, zh="层数", en="layers (default 2)")
+    hidden_size: int = option(256, flags=("--hidden-size", "--hidden_size"), low=1, group=MODEL,
+                              zh="隐藏层大小", en="hidden units per layer (default 256)")
+    embedding_size: int = option(128, flags="--embedding-size", low=1, group=MODEL,
+                                 zh="字向量维度", en="embedding size (default 128)")
+    dropout: float = option(0.1, flags="--dropout", low=0, below=1, group=MODEL, en="dropout (default 0.1)")
+    output_layer: str = option(  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
+        "auto", flags=("--output-layer", "--output"), choices=OUTPUTS, group=MODEL,
+        zh="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍",
+        en="output layer: full softmax, or adaptive (2-5x faster training on 5-10k character vocabularies); "
+           "default auto: adaptive from 2,000 tokens")
+    # the output layer shares the embedding's matrix (Press & Wolf 2017; Inan et al. 2017), reached
+    # through a projection from the hidden size: fewer weights to learn from a short text
+    tie_embedding: bool = option(
+        False, flags="--tie-embedding", negatable=True, group=MODEL,
+        zh="输出层与字向量共用矩阵 (全 softmax)", en="output layer shares the embedding matrix (full softmax)")
+    cutoffs: list[int] = option(  # adaptive: where the head and each cluster end
+        default_factory=list, type=int, many=True, flags="--cutoffs", parse=token_counts, metavar="N,N,...",
+        group=MODEL, zh="自适应 softmax 的分界",
+        en="where the adaptive output's head and clusters end (default 1000,3000,10000,30000 below the vocabulary "
+           "size)")
     # adaptive: each cluster's projection is this much narrower than the one before; None: as much
     # as keeps the last at MIN_CLUSTER_WIDTH or wider, at most 4
     div_value: float | None = None
-    # the output layer shares the embedding's matrix (Press & Wolf 2017; Inan et al. 2017), reached
-    # through a projection from the hidden size: fewer weights to learn from a short text
-    tie_embedding: bool = False
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
-        for name in ("num_layers", "hidden_size", "embedding_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError("--dropout must be in [0, 1)")
-        if self.output_layer not in OUTPUTS:
-            raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUTS)}, not {self.output_layer!r}")
+        check_options(self)  # each field in its declared range
         if self.tie_embedding and (self.output_layer == "adaptive" or self.cutoffs):
             raise ConfigError("--tie-embedding needs a full softmax (--output-layer full or auto), not an adaptive one")
 

@@ -72,9 +72,9 @@ class Option:
 
 def option(default: Any = MISSING, *, default_factory: Any = MISSING, flags: tuple[str, ...] | str = (),
            zh: str = "", en: str = "", type: type | None = None, low: float | None = None,
-           above: float | None = None, high: float | None = None, below: float | None = None, choices: tuple[str, ...] = (),
-           many: bool = False, parse: Callable[[str], Any] | None = None, metavar: str | None = None,
-           const: Any = None, negatable: bool = False, hint: str = "", group: str | None = None,
+           above: float | None = None, high: float | None = None, below: float | None = None,
+           choices: tuple[str, ...] = (), many: bool = False, parse: Callable[[str], Any] | None = None,
+           metavar: str | None = None, const: Any = None, negatable: bool = False, hint: str = "", group: str | None = None,
            api: bool = False, step: bool = False, resumable: bool = False):
     """A dataclass field with its option declared:
 
@@ -231,16 +231,12 @@ def _numbers(kind):
 def add_options(parser, cls, where: Callable[[Option], bool] = lambda opt: True) -> None:
     """Add the declared options of cls (those for which where(option) holds and that have flags)
     to an argparse parser. A flag not given stays out of the namespace (the dataclass's default
-    applies); one given lands under the field's name."""
-    groups: dict[str, Any] = {}
+    applies); one given lands under the field's name. Options of several dataclasses with the same
+    group share it (see group())."""
     for name, opt in declared(cls):
         if not opt.flags or not where(opt):
             continue
-        target = parser
-        if opt.group is not None:
-            if opt.group not in groups:
-                groups[opt.group] = parser.add_argument_group(opt.group)
-            target = groups[opt.group]
+        target = group(parser, opt.group)
         kwargs: dict[str, Any] = dict(dest=name, default=argparse.SUPPRESS, help=opt.help.replace("%", "%%"))
         if opt.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if opt.negatable else "store_true"
@@ -252,6 +248,17 @@ def add_options(parser, cls, where: Callable[[Option], bool] = lambda opt: True)
             if metavar:
                 kwargs["metavar"] = metavar
         target.add_argument(*opt.flags, **kwargs)
+
+
+def group(parser, title: str | None):
+    """The argument group of parser with that title, made on first use (None: the parser itself):
+    `zhrnn train` puts options of three dataclasses, and --resume, in its 训练 and 文本 groups."""
+    if title is None:
+        return parser
+    for found in parser._action_groups:  # argparse keeps its groups here and has no public way to them
+        if found.title == title:
+            return found
+    return parser.add_argument_group(title)
 
 
 def given(args, cls, where: Callable[[Option], bool] = lambda opt: True) -> dict:

@@ -50,7 +50,7 @@ class SampleConfig:
     no_repeat_ngram: int = option(  # n > 0: never repeat an n-gram (of tokens) within one output; 0: off
         4, flags="--no-repeat-ngram", low=0, group=DECODING, api=True, step=True,
         zh="不重复任何 n 字片段 (默认 4, 0 为关闭)", en="never repeat an n-gram (default 4; 0: off)")
-    no_repeat_scope: str | None = option(  # None: "line" for a text with choruses (Tokenizer.chorus), else "text"
+    no_repeat_scope: str | None = option(  # None: "line" for a text with choruses (Layout.chorus), else "text"
         None, flags="--no-repeat-scope", choices=("text", "line"), group=DECODING, api=True, step=True,
         zh="不重复的范围: 整段输出, 或只在一行之内 (副歌可以重复; 语料有副歌时默认)",
         en="where --no-repeat-ngram holds: the whole output, or within a line so a chorus may return (the default "

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ConfigError, VocabularyError
 from ..text import script
+from ..text.layout import Layout
 from ..text.render import Renderer
 from ..text.tokenizer import Tokenizer
 from . import processors as P
@@ -68,7 +69,10 @@ class Request:
     """The start and options of one request turned into a prime, processors and streams
     (rows: one per output, or per draft with --candidates, or per beam)."""
 
-    def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, rows: int, device):
+    def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, rows: int, device,
+                 layout: Layout | None = None):
+        """layout: the model's (saved with its run); None: plain paragraphs, no choruses."""
+        layout = layout or Layout(tokenizer.marker)
         self.tokenizer, self.cfg, self.rows = tokenizer, cfg, rows
         self.device = torch.device(device)
         self.label_ids = frozenset(tokenizer.label_ids)
@@ -92,12 +96,12 @@ class Request:
             self.prime = [tokenizer.unk_id + 1]
         self.newline_id = tokenizer.index.get("\n")
         # no-repeat within a line only: a song's chorus comes back (the text's own habit decides by default)
-        self.line_scope = (cfg.no_repeat_scope or ("line" if tokenizer.chorus else "text")) == "line"
+        self.line_scope = (cfg.no_repeat_scope or ("line" if layout.chorus else "text")) == "line"
         self.max_tokens = len(self.form) if self.form is not None else 2 * cfg.length + 16
         self.processors, self.warpers = P.constraints(self), P.warpers(cfg)
         finished = len(self.start) >= (len(self.form) if self.form is not None else cfg.length)
-        self.streams = [Stream(Renderer(tokenizer.marker, sentence_lines=self.form is not None, blocks=tokenizer.blocks),
-                               self.prime[-1], done=finished) for _ in range(rows)]
+        self.streams = [Stream(layout.renderer(sentence_lines=self.form is not None), self.prime[-1], done=finished)
+                        for _ in range(rows)]
         for row, stream in enumerate(self.streams):
             for token in self.prime:  # the start text counts too: no-repeat means no repeat of it either
                 piece = self._see(row, token)

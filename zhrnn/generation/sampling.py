@@ -17,6 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model import CharRNN, evaluating, map_hidden
+from ..text.layout import Layout
 from ..text.tokenizer import Tokenizer
 from .config import SampleConfig
 from .processors import NEG_INF
@@ -139,14 +140,15 @@ class Sampling:
     on_piece(i, piece) receives output i's text as it grows (streaming)."""
 
     def __init__(self, tokenizer: Tokenizer, start: str, cfg: SampleConfig, num: int = 1,
-                 device: torch.device | str = "cpu", on_piece: Callable[[int, str], None] | None = None):
+                 device: torch.device | str = "cpu", on_piece: Callable[[int, str], None] | None = None,
+                 layout: Layout | None = None):
         if num < 1:
             raise ConfigError(f"--num must be at least 1, not {num}")
         if cfg.beam > 1:
             raise ConfigError("--beam searches, it does not sample: use beam_search()")
         self.cfg, self.k = cfg, cfg.candidates
         self.rows = num * self.k  # output i is row k*i (with --candidates, rows k*i+1 .. are its other drafts)
-        self.request = Request(tokenizer, start, cfg, self.rows, device)
+        self.request = Request(tokenizer, start, cfg, self.rows, device, layout)
         self.generator = generator(cfg, self.request.device)
         self.lines = LineChoice(tokenizer, self.k, self.rows, cfg.length_alpha, self.request.device) if self.k > 1 else None
         self.on_piece = on_piece
@@ -231,16 +233,17 @@ class Sampling:
 @torch.inference_mode()
 def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleConfig | None = None,
            num: int = 1, device: torch.device | str = "cpu",
-           on_text: Callable[[str], None] | None = None) -> list[str]:
-    """num texts, each beginning with start (rendered: no markers). on_text, when given with
-    num == 1, receives the text piece by piece as it is generated (streaming)."""
+           on_text: Callable[[str], None] | None = None, layout: Layout | None = None) -> list[str]:
+    """num texts, each beginning with start (rendered: no markers, as the model's layout shows
+    its text). on_text, when given with num == 1, receives the text piece by piece as it is
+    generated (streaming)."""
     cfg = cfg or SampleConfig()
     if cfg.beam > 1:
         if num > 1:
             raise ConfigError("--beam finds the one most likely text; it does not go with --num")
-        return [beam_search(model, tokenizer, start, cfg, device)]
+        return [beam_search(model, tokenizer, start, cfg, device, layout)]
     streamed = (lambda i, piece: on_text(piece)) if on_text is not None and num == 1 else None
-    job = Sampling(tokenizer, start, cfg, num, device, on_piece=streamed)
+    job = Sampling(tokenizer, start, cfg, num, device, on_piece=streamed, layout=layout)
     with evaluating(model):
         logits, hidden = model(job.prime())
         job.begin(logits[:, -1], hidden)
@@ -251,11 +254,12 @@ def sample(model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleCon
 
 
 @torch.no_grad()
-def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleConfig, device="cpu") -> str:
+def beam_search(model: CharRNN, tokenizer: Tokenizer, start: str, cfg: SampleConfig, device="cpu",
+                layout: Layout | None = None) -> str:
     """The most likely continuation under the model, by beam search with length normalisation.
     Finished beams are carried along unchanged until every beam has finished."""
     k = cfg.beam
-    req = Request(tokenizer, start, cfg, k, device)
+    req = Request(tokenizer, start, cfg, k, device, layout)
     with evaluating(model):
         logits, hidden = model(torch.tensor(req.prime, device=req.device)[None])  # (1, P, V)
         logits, hidden = logits[:, -1].expand(k, -1), _select(hidden, torch.zeros(k, dtype=torch.long, device=req.device))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..model import CharRNN, evaluating
 from ..text.pipeline import CorpusConfig, load_corpus, prepare
-from ..text.render import Renderer
+from ..text.layout import Layout
 from ..text.tokenizer import Tokenizer
 
 
@@ -67,17 +67,17 @@ def score_prepared(model: CharRNN, tokenizer: Tokenizer, prepared: str, device="
     return out
 
 
-def shown(score: Score, marker: str | None, blocks: bool = False) -> list[tuple[str, float]]:
-    """Each scored piece as the text shows it (markers rendered, by the one rule) with its bits."""
-    renderer = Renderer(marker, blocks=blocks)
+def shown(score: Score, layout: Layout) -> list[tuple[str, float]]:
+    """Each scored piece as the model's text shows it (markers rendered, by the one rule) with its bits."""
+    renderer = layout.renderer()
     return [(renderer.feed(piece), bits) for piece, bits in zip(score.pieces, score.bits)]
 
 
-def heatmap_html(score: Score, marker: str | None, title: str = "zhrnn score", blocks: bool = False) -> str:
+def heatmap_html(score: Score, layout: Layout, title: str = "zhrnn score") -> str:
     """A self-contained page: each character shaded by its surprise, the bits on hover."""
     top = max(score.bits, default=1.0) or 1.0
     spans = []
-    for piece, bits in shown(score, marker, blocks):
+    for piece, bits in shown(score, layout):
         alpha = min(1.0, bits / top)
         for i, part in enumerate(piece.split("\n")):
             if i:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 
 from ..model import CharRNN, evaluating, map_hidden
+from ..text.layout import Layout
 from ..text.tokenizer import Tokenizer
 from .config import MAX_LENGTH, SampleConfig
 from .request import Request, resolve_start
@@ -39,10 +40,10 @@ class Stepper:
     distribution, continue, undo. Every step keeps its model state, so undo runs no model."""
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, start: str = "", cfg: SampleConfig | None = None,
-                 device="cpu"):
+                 device="cpu", layout: Layout | None = None):
         # no length limit: the writer goes on as long as the user does (a form still ends its poem)
         self.cfg = replace(cfg or SampleConfig(), length=MAX_LENGTH, num_paragraphs=None, stop=None)
-        self.model, self.tokenizer, self.device = model, tokenizer, torch.device(device)
+        self.model, self.tokenizer, self.device, self.layout = model, tokenizer, torch.device(device), layout
         self.generator = generator(self.cfg, self.device)
         self.request = self._request([])
         self.states: list[State] = []
@@ -54,7 +55,7 @@ class Stepper:
     def _request(self, ids: list[int]) -> Request:
         """The request of the text so far: its prime (marker, label), then ids as if written. A
         start text is typed, so that undo can take it back; a form counts it in the poem."""
-        request = Request(self.tokenizer, "", self.cfg, 1, self.device)
+        request = Request(self.tokenizer, "", self.cfg, 1, self.device, self.layout)
         for token in ids:
             request.append(0, token)
         return request

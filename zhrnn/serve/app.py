@@ -116,8 +116,8 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         tok = entry.model.tokenizer
-        job = Job(Sampling(tok, start, cfg, num, entry.model.device, on_piece=lambda i, piece: emit(("piece", i, piece))),
-                  emit)
+        job = Job(Sampling(tok, start, cfg, num, entry.model.device, on_piece=lambda i, piece: emit(("piece", i, piece)),
+                           layout=entry.model.layout), emit)
         if not entry.batcher.submit(job):
             raise BadRequest(f"the server is writing {limits.rows} streams already; try again in a moment", 429)
 
@@ -152,7 +152,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
                                                           m.device))
         return JSONResponse({"bpc": result.bpc, "chars": result.chars, "unknown": result.unknown,
                              "pieces": [[piece, round(bits, 3)] for piece, bits in
-                                        shown(result, m.tokenizer.marker, m.tokenizer.blocks)]})
+                                        shown(result, m.layout)]})
 
     async def next_(request: Request) -> Response:
         data = await body(request)
@@ -161,7 +161,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
         m, marker = entry.model, entry.model.tokenizer.marker
 
         def offer():
-            stepper = Stepper(m.model, m.tokenizer, cfg=cfg, device=m.device)
+            stepper = Stepper(m.model, m.tokenizer, cfg=cfg, device=m.device, layout=m.layout)
             stepper.read(text)  # one forward pass, one state: the page never undoes inside it
             drafted = stepper.lines(lines) if lines else []
             # a paragraph marker cannot be typed back as text: what is offered is text

@@ -45,7 +45,7 @@ def card(name: str, model: TextModel) -> dict:
         "step": info.get("step"),
         "cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size, "params": params,
         "vocab": len(tok), "level": (info.get("train_config") or {}).get("level", "char"),
-        "labels": sorted(tok.labels)[:200], "blocks": tok.blocks,
+        "labels": sorted(tok.labels)[:200], "blocks": model.layout.blocks,
         "best": {"step": best.get("step"), "val_bpc": best.get("val_bpc"), "val_text_bpc": best.get("val_text_bpc")},
         "curve": bool(log_records(model)),
     }

@@ -31,39 +31,53 @@ from . import decoding, script
 from .decoding import all_files, is_lyrics, read_pieces
 from .labels import assign_labels, count_labels, substitute_labels
 from ..errors import ConfigError, CorpusError
+from ..options import check_options, option
 
 log = logging.getLogger(__name__)
 
 PARAGRAPH_MODES = ("auto", "line", "blank", "file", "off")
-CHORUS_SHARE = 0.05  # a text whose paragraphs repeat this share of their lines or more has choruses (songs)
+TEXT = "文本与词表 / text and vocabulary"  # the argument group of `zhrnn train --help`
 BLOCK_LINES = 60  # auto: blocks longer than this on average are sections of a text of lines, not songs
 SEEN_LINES = 10_000  # repeated lines are looked for among this many of a paragraph's first lines (bounded memory)
 
 
 @dataclass
 class CorpusConfig:
-    encoding: str | None = None  # None: detect UTF-8 / UTF-16 / GB18030 (GBK) / Big5
-    paragraphs: str = "auto"  # line: one line = one paragraph; blank: blank-line separated blocks; file: each
-    # file one (a folder of songs); off; auto: blank when most lines stand in blocks of several between blank
-    # lines (songs, poems), else line
-    marker: str = "^"  # put before each paragraph; the model is primed with it when sampling
-    convert: str | None = None  # OpenCC config applied to the text, e.g. "t2s"
-    normalize: str | None = None  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
-    labels: bool = False  # each paragraph may start with "label<TAB>": a context label (李白, 水调歌头)
-    label_min_count: int = 10  # rarer labels are dropped (their paragraphs train unlabelled)
-    keep_credits: bool = False  # .lrc files: keep the credit lines (作词：…, 作曲：…) that are dropped by default
+    """How a text is read and prepared. Each field declares its flag (zhrnn/options.py): `zhrnn
+    train` takes its flags from here, and check_options() its ranges."""
+    encoding: str | None = option(  # None: detect UTF-8 / UTF-16 / GB18030 (GBK) / Big5
+        None, type=str, flags="--encoding", group=TEXT,
+        zh="文件编码, 默认自动检测", en="file encoding (default: detect UTF-8/GBK/Big5)")
+    paragraphs: str = option(  # see PARAGRAPH_MODES; auto: blank when most lines stand in blocks of several
+        "auto", flags="--paragraphs", choices=PARAGRAPH_MODES, group=TEXT,  # between blank lines (songs), else line
+        zh="段落: auto (默认: 多数行在空行隔开的多行块里, 如歌词, 就按块分段, 否则每行一段) / 每行一段 / 空行分段 / "
+           "每个文件一段 (一首歌一个文件) / 不加 '^'",
+        en="auto (default: blank-line blocks when most lines stand in blocks of several, as in songs, else line), "
+           "line, blank, file (each file one: a folder of songs), or off")
+    marker: str = option(  # put before each paragraph; the model is primed with it when sampling
+        "^", flags="--marker", group=TEXT, zh="段首标记", en="paragraph marker (default ^)")
+    keep_credits: bool = option(  # .lrc files: keep the credit lines (作词：…, 作曲：…) that are dropped by default
+        False, flags="--keep-credits", group=TEXT,
+        zh=".lrc 歌词保留“作词：… 作曲：…”等署名行 (默认去掉)", en="keep the credit lines of .lrc files (dropped by default)")
+    convert: str | None = option(  # OpenCC config applied to the text, e.g. "t2s"
+        None, type=str, flags="--convert", group=TEXT,
+        zh="OpenCC 繁简转换", en="convert the text: t2s, s2t, s2tw, tw2s, s2hk, ...")
+    normalize: str | None = option(  # a unicodedata form such as "NFKC"; off by default (keeps ，！？)
+        None, flags="--normalize", choices=("NFC", "NFKC", "NFD", "NFKD"), group=TEXT,
+        zh="Unicode 规范化 (默认不做)", en="normalisation (default none)")
+    labels: bool = option(  # each paragraph may start with "label<TAB>": a context label (李白, 水调歌头)
+        False, flags="--labels", group=TEXT,
+        zh="每段以 '标签<TAB>' 开头 (作者、词牌), 采样时可用 --label 指定", en="paragraphs start with 'label<TAB>'; sample with --label")
+    label_min_count: int = option(  # rarer labels are dropped (their paragraphs train unlabelled)
+        10, flags="--label-min-count", low=1, group=TEXT,
+        zh="少于此段数的标签不用", en="labels on fewer paragraphs are dropped (default 10)")
 
     def __post_init__(self):
+        check_options(self)  # each field in its declared range
         if self.labels and self.paragraphs == "off":
             raise ConfigError("--labels needs paragraphs: a label belongs to the paragraph it starts")
-        if self.label_min_count < 1:
-            raise ConfigError("--label-min-count must be at least 1")
-        if self.paragraphs not in PARAGRAPH_MODES:
-            raise ConfigError(f"--paragraphs must be one of {', '.join(PARAGRAPH_MODES)}, not {self.paragraphs!r}")
         if self.paragraphs != "off" and len(self.marker) != 1:
             raise ConfigError(f"the paragraph marker must be one character, not {self.marker!r}")
-        if self.normalize not in (None, "NFC", "NFKC", "NFD", "NFKD"):
-            raise ConfigError(f"unknown Unicode normalisation {self.normalize!r}")
 
 
 @dataclass

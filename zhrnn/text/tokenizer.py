@@ -44,9 +44,6 @@ class Tokenizer:
         if missing:
             raise ConfigError(f"label(s) {', '.join(missing[:3])} have no token in the vocabulary")
         self.label_ids = sorted(self.index[tok] for tok in self.labels.values())
-        # how the text was laid out, which sampling follows (set from the corpus by training):
-        self.blocks = False  # paragraphs are blocks of lines (songs): a blank line shows between them
-        self.chorus = False  # paragraphs repeat whole lines (choruses): repeats are banned within a line only
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -102,16 +99,15 @@ class Tokenizer:
 
     def to_dict(self) -> dict:
         return {"level": self.level, "vocab": self.vocab, "marker": self.marker, "script": self.script,
-                "labels": self.labels, "blocks": self.blocks, "chorus": self.chorus}
+                "labels": self.labels}
 
     @staticmethod
     def from_dict(d: dict) -> "Tokenizer":
         cls = {"char": CharTokenizer, "word": WordTokenizer}.get(d.get("level"))
         if cls is None:
             raise ConfigError(f"unknown tokenizer level {d.get('level')!r}")
-        tokenizer = cls(list(d["vocab"]), d.get("marker"), d.get("script", "unknown"), d.get("labels"))
-        tokenizer.blocks, tokenizer.chorus = bool(d.get("blocks")), bool(d.get("chorus"))  # absent before 2026-12
-        return tokenizer
+        # (a checkpoint of 2026-12 holds its text's layout here too: text/layout.py reads it)
+        return cls(list(d["vocab"]), d.get("marker"), d.get("script", "unknown"), d.get("labels"))
 
 
 class CharTokenizer(Tokenizer):

@@ -14,7 +14,6 @@ Conventions that keep N processes equal to one:
 from __future__ import annotations
 
 import datetime
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 import torch.distributed as tdist
 
 from ..errors import ConfigError, DistributedError, PeerFailed, ZhrnnError
+from .launch import Env, env  # noqa: F401 - who this process is: read with no torch (the CLI reads it first)
 
 T = TypeVar("T")
 
@@ -31,22 +31,6 @@ T = TypeVar("T")
 # minutes: that wait (only) goes through a group with this long timeout. Training collectives
 # keep PyTorch's default, so a peer lost on another machine is noticed within minutes.
 PREPARE_TIMEOUT = datetime.timedelta(minutes=60)
-
-
-@dataclass(frozen=True)
-class Env:
-    """Who this process is, from torchrun's environment (all 0 / 1 outside it)."""
-    rank: int = 0
-    local_rank: int = 0
-    world: int = 1
-    local_world: int = 1
-    launched: bool = False  # started by torchrun (even as its only process)
-
-
-def env() -> Env:
-    get = lambda name, default: int(os.environ.get(name, default))  # noqa: E731
-    return Env(get("RANK", 0), get("LOCAL_RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_WORLD_SIZE", 1),
-               "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ)
 
 
 def is_comm_failure(e: BaseException) -> bool:

@@ -39,7 +39,8 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from ..text.decoding import all_files, folder_label
-from ..text.pipeline import CHORUS_SHARE, CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
+from ..text.layout import Layout
+from ..text.pipeline import CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
 from ..errors import ConfigError, CorpusError
 from ..text.tokenizer import Tokenizer, cut_indexed, tokenizer_class
 
@@ -72,6 +73,11 @@ class Encoded:
     tokenizer: Tokenizer
     info: CorpusInfo
     cached: bool = False  # read from the cache, not prepared now
+
+    @property
+    def layout(self) -> Layout:
+        """How the text is laid out, which sampling follows and the checkpoint keeps."""
+        return Layout.of_text(self.tokenizer.marker, self.info.layout, self.info.repeated_lines)
 
     @property
     def digest(self) -> str:
@@ -172,13 +178,6 @@ def _damaged(path: Path, e: Exception) -> None:
         path.unlink(missing_ok=True)
 
 
-def laid_out(tokenizer: Tokenizer, info: CorpusInfo) -> Tokenizer:
-    """The tokenizer told how its text is laid out, for sampling: blocks of lines, and choruses."""
-    tokenizer.blocks = info.layout == "blank"
-    tokenizer.chorus = info.repeated_lines >= CHORUS_SHARE
-    return tokenizer
-
-
 def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
     meta_path = entry / "corpus.json"
     try:
@@ -189,7 +188,7 @@ def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
     except (ValueError, KeyError, TypeError) as e:
         _damaged(meta_path, e)
         return None
-    tokenizer = laid_out(choose(built, info), info)
+    tokenizer = choose(built, info)
     ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
     try:
         ids = np.load(ids_path, mmap_mode="r")
@@ -382,7 +381,7 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
                                     script=corpus.info.script, labels=corpus.info.labels)
         spool.unlink()  # its disk space, before the ids are written
         info = corpus.info
-        tokenizer = laid_out(choose(built, info), info)
+        tokenizer = choose(built, info)
         expand = counted.mapping(tokenizer)
         dtype = np.uint16 if len(tokenizer) < 2**16 else np.uint32
         ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"

@@ -1,4 +1,6 @@
-"""`zhrnn train --nproc-per-node N ...`: torchrun, started for the user, with one-line errors.
+"""`zhrnn train --nproc-per-node N ...`: torchrun, started for the user, with one-line errors;
+and who a process is under torchrun (env()), which every command reads first: no torch here
+until a launch.
 
 It runs torchrun's own launcher in this process, so the processes are those of
 `torchrun --nproc-per-node N -m zhrnn train ...`; what it adds is a check of the rendezvous
@@ -12,12 +14,29 @@ import logging
 import os
 import socket
 import sys
+from dataclasses import dataclass
 
 from ..errors import ConfigError, DistributedError
 
 DEFAULT_PORT = 29500  # torchrun's
 OPTIONS = {"--nproc-per-node": "nproc_per_node", "--nnodes": "nnodes", "--node-rank": "node_rank",
            "--master-addr": "master_addr", "--master-port": "master_port"}
+
+
+@dataclass(frozen=True)
+class Env:
+    """Who this process is, from torchrun's environment (all 0 / 1 outside it)."""
+    rank: int = 0
+    local_rank: int = 0
+    world: int = 1
+    local_world: int = 1
+    launched: bool = False  # started by torchrun (even as its only process)
+
+
+def env() -> Env:
+    get = lambda name, default: int(os.environ.get(name, default))  # noqa: E731
+    return Env(get("RANK", 0), get("LOCAL_RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_WORLD_SIZE", 1),
+               "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ)
 
 
 def without_launch_options(argv: list[str]) -> list[str]:

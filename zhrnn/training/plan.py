@@ -22,51 +22,127 @@ from .schedule import SECONDS, STEPS, Schedule
 from .split import SPLITS
 from ..errors import ConfigError, CorpusError, DistributedError
 from ..model import ModelConfig, resolve_device
-from ..text.pipeline import CorpusConfig, CorpusInfo
+from ..options import check_options, names, option
+from ..text.pipeline import TEXT, CorpusConfig, CorpusInfo
 from ..text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'90s', '30m', '2h', '1h30m' or a number of seconds -> seconds. A bare number after hours
+    counts minutes, as people write them: '1h30' is an hour and a half."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    number = r"(\d+(?:\.\d*)?)"
+    match = re.fullmatch(rf"\s*(?:{number}h)?\s*(?:{number}m)?\s*(?:{number}(s)?)?\s*", text.lower())
+    if not match or not any(match.groups()):
+        raise ConfigError(f"--time {text!r} is not a duration; write e.g. 90s, 30m, 2h or 1h30m")
+    hours, minutes, seconds, unit = match.groups()
+    if hours and not minutes and seconds and not unit:
+        minutes, seconds = seconds, None
+    return float(hours or 0) * 3600 + float(minutes or 0) * 60 + float(seconds or 0)
+
+
+TRAINING = "训练 / training"  # the argument group of `zhrnn train --help` (the text options: TEXT)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """What the user asked for a run (what it was asked, for a resumed one). What follows from it
     (the steps of a run given neither --iter nor --time, the peak rate chosen) is the run's
-    Schedule (schedule.py), and the split the text fell back to is the Trainer's."""
-    # the classic char-rnn knobs (names of the Theano GRU script in comments)
-    batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
-    seq_length: int = 100  # seq_length: tokens per training sequence (truncated BPTT length)
-    # learning_rate: peak, after warmup; cosine decay to a tenth. None: chosen from the length of the
-    # run (schedule.rate_for), as the best peak depends on it
-    learning_rate: float | None = None
-    iters: int | None = None  # iter: optimizer steps in total; None: by --time, else scaled to the text (auto_iters)
-    time_budget: float | None = None  # --time, in seconds ('30m' is read too): the schedule and the end follow the clock
-    save_freq: int = 200  # save_freq: evaluate + checkpoint + sample every this many steps
-    start: str = ""  # idx_of_begin: start text of the samples printed while training
-    sample_len: int = 100  # len_of_sample
-    sample_temperature: float = 0.8
-    # vocabulary
-    level: str = "char"  # char | word (jieba)
-    min_count: int = 1  # rarer characters become <unk>
-    max_vocab: int | None = None
-    # optimisation
-    warmup: int = 50
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    val_fraction: float = 0.05
-    patience: int | None = None  # stop after this many evaluations in a row without a new best (0, None: never)
-    split: str = "paragraphs"  # paragraphs: whole paragraphs held out, spread through the text | tail (split.py)
+    Schedule (schedule.py), and the split the text fell back to is the Trainer's.
+
+    Each field declares its flag, help and range (zhrnn/options.py), and resumable=True where
+    --resume may change it: `zhrnn train` takes its flags from here, check_options() the ranges
+    and RESUMABLE the fields a resume may change. The classic char-rnn knobs keep the names of
+    the Theano GRU script as aliases (--seq_length, --idx_of_begin, --len_of_sample, ...)."""
+    batch_size: int = option(  # the global batch: under torchrun each of N processes takes batch_size / N
+        32, flags="--batch-size", low=1, group=TRAINING,
+        zh="批大小, 多进程时为全局批", en="sequences per batch, over all processes together (default 32)")
+    seq_length: int = option(  # tokens per training sequence (truncated BPTT length)
+        100, flags=("--seq-length", "--seq_length"), low=1, group=TRAINING,
+        zh="序列长度", en="tokens per sequence (default 100)")
+    # peak, after warmup; cosine decay to a tenth. None: chosen from the length of the run
+    # (schedule.rate_for), as the best peak depends on it
+    learning_rate: float | None = option(
+        None, type=float, flags=("--learning-rate", "--learning_rate"), above=0, group=TRAINING, resumable=True,
+        zh="峰值学习率; 默认按训练长度选: 约 1,300 步以内 8e-3, 6,300 步以上 2e-3 (--time 时按前 50 步的速度估计步数), "
+           "微调 2e-3, --resume 沿用",
+        en="peak learning rate (default: from the length of the run, 8e-3 up to about 1,300 steps falling to 2e-3 "
+           "from 6,300, under --time from the speed of the first 50 steps; 2e-3 for --init-from; a resume keeps it)")
+    iters: int | None = option(  # optimizer steps in total; None: by --time, else scaled to the text (auto_iters)
+        None, type=int, flags="--iter", low=1, group=TRAINING, resumable=True,
+        zh="训练步数; 不给 --iter 和 --time 时按文本大小定 (约 4 遍)",
+        en="training steps (default: about 4 passes over the text, 200 to 50,000 steps)")
+    time_budget: float | None = option(  # in seconds ('30m' is read too): the schedule and the end follow the clock
+        None, type=float, flags="--time", parse=parse_duration, metavar="DURATION", above=0, group=TRAINING,
+        resumable=True, zh="按时间训练, 如 90s、30m、2h: 学习率按时间衰减, 到时做最后一次验证和保存",
+        en="train for this long (90s, 30m, 2h): the rate decays over the time, and the run ends with an evaluation "
+           "and checkpoint")
     # contiguous streams, the hidden state carried from one step to the next (truncated BPTT), as
     # opposed to random windows that each start from a zero state (batches.py)
-    stateful: bool = False
-    eval_tokens: int = 100_000  # validation tokens read per evaluation, at most
-    # where and how
-    seed: int = 1337
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto (bf16, else fp16, on CUDA; off on CPU) | bf16 | fp16 | off
-    out_dir: str | None = None  # default runs/<corpus name>
-    init_from: str | None = None  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
-    cache_dir: str | None = None  # encoded-text cache (default $ZHRNN_CACHE or ~/.cache/zhrnn)
+    stateful: bool = option(
+        False, flags="--stateful", negatable=True, group=TRAINING, zh="连续文本流, 隐状态跨步传递 (截断 BPTT)",
+        en="contiguous streams with the hidden state carried from step to step (truncated BPTT), instead of "
+           "random windows")
+    save_freq: int = option(  # evaluate + checkpoint + sample every this many steps
+        200, flags=("--save-freq", "--save_freq"), low=1, group=TRAINING, resumable=True,
+        zh="每多少步保存并采样", en="checkpoint + sample every N steps (default 200)")
+    start: str = option(
+        "", flags=("--start", "--idx_of_begin"), group=TRAINING, resumable=True,
+        zh="训练中采样的开头", en="start text of the samples printed while training")
+    sample_len: int = option(
+        100, flags=("--len", "--len_of_sample"), low=1, group=TRAINING, resumable=True,
+        zh="采样长度", en="sample length (default 100)")
+    sample_temperature: float = option(0.8, above=0, resumable=True,
+                                       en="temperature of the samples printed while training (default 0.8)")
+    init_from: str | None = option(  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
+        None, type=str, flags="--init-from", metavar="MODEL", group=TRAINING,
+        zh="从已有模型开始微调: 自带模型名 (唐诗、宋词) 或检查点; 新字自动加入词表",
+        en="fine-tune a shipped model (唐诗, 宋词) or a checkpoint; new characters are added to its vocabulary")
+    out_dir: str | None = option(
+        None, type=str, flags="--out-dir", group=TRAINING, resumable=True,
+        zh="运行目录", en="run directory (default runs/<corpus name>)")
+    seed: int = option(1337, flags="--seed", group=TRAINING, zh="随机种子", en="random seed (default 1337)")
+    device: str = option(  # auto | cpu | cuda | cuda:N (model.resolve_device checks it)
+        "auto", flags="--device", group=TRAINING, resumable=True,
+        en="auto | cpu | cuda (default auto: the GPU when there is one)")
+    amp: str = option(  # auto: bf16, else fp16, on CUDA; off on CPU
+        "auto", flags="--amp", choices=("auto", "bf16", "fp16", "off"), group=TRAINING, resumable=True,
+        zh="混合精度", en="mixed precision (default auto: on for CUDA)")
+    val_fraction: float = option(
+        0.05, flags="--val-fraction", low=0, below=0.5, group=TRAINING,
+        zh="验证集比例", en="held-out share of the text (default 0.05)")
+    split: str = option(  # paragraphs: whole paragraphs held out, spread through the text | tail (split.py)
+        "paragraphs", flags="--split", choices=SPLITS, group=TRAINING,
+        zh="验证集: paragraphs 为散布全文的整段 (默认; 重复与近似重复的段不会一边训练一边验证), tail 为文末",
+        en="held-out text: whole paragraphs spread through the text, near-twins kept on one side (default), "
+           "or the tail")
+    grad_clip: float = option(
+        1.0, flags="--grad-clip", above=0, group=TRAINING, resumable=True,
+        zh="梯度裁剪", en="gradient norm clip (default 1.0)")
+    weight_decay: float = option(0.01, flags="--weight-decay", low=0, group=TRAINING,
+                                 en="AdamW weight decay (default 0.01)")
+    warmup: int = option(50, flags="--warmup", low=0, group=TRAINING, resumable=True,
+                         zh="学习率预热步数", en="warmup steps (default 50)")
+    patience: int | None = option(  # 0 or None: never stop early
+        None, type=int, flags="--patience", low=0, metavar="N", group=TRAINING, resumable=True,
+        zh="连续 N 次验证没有更好就停止", en="stop after N evaluations in a row without a new best")
+    eval_tokens: int = option(100_000, low=1, resumable=True,
+                              en="the most validation tokens read per evaluation (default 100,000)")
+    # the text and its vocabulary (with CorpusConfig's options in the same group)
+    level: str = option(
+        "char", flags="--level", choices=("char", "word"), group=TEXT,
+        zh="每字一个 token (char, 默认) 或 jieba 分词 (word)",
+        en="a token per character (char, the default) or per jieba word (word)")
+    min_count: int = option(1, flags="--min-count", low=1, group=TEXT,
+                            zh="少于此次数的字记为 <unk>", en="rarer characters become <unk> (default 1)")
+    max_vocab: int | None = option(None, type=int, flags="--max-vocab", group=TEXT, zh="词表上限",
+                                   en="vocabulary size limit")
+    cache_dir: str | None = option(
+        None, type=str, flags="--cache-dir", group=TEXT, resumable=True,
+        zh="编码后文本的缓存目录", en="cache of encoded text (default $ZHRNN_CACHE or ~/.cache/zhrnn)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -79,37 +155,15 @@ class TrainConfig:
         return cls(**{"split": "tail", "iters": 1000, "stateful": False, "learning_rate": 2e-3, **d})
 
     def __post_init__(self):
-        positive = ("batch_size", "seq_length", "iters", "save_freq", "sample_len", "eval_tokens")
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        if self.patience is not None and self.patience < 0:
-            raise ConfigError(f"--patience must be 0 (off) or more, not {self.patience}")
-        if self.time_budget is not None:  # '30m' from the CLI or zhrnn.train, in seconds
+        if self.time_budget is not None:  # '30m' from zhrnn.train, in seconds
             object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
-            if self.iters is not None:
-                raise ConfigError("give --iter (steps) or --time (a budget), not both")
-            if not self.time_budget > 0:
-                raise ConfigError(f"--time must be above 0 seconds, not {self.time_budget:g}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"--learning-rate must be above 0, not {self.learning_rate}")
-        if not 0 <= self.val_fraction < 0.5:
-            raise ConfigError("--val-fraction must be in [0, 0.5)")
-        if self.split not in SPLITS:
-            raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, not {self.split!r}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"--weight-decay must be 0 or more, not {self.weight_decay}")
-        if not self.grad_clip > 0:
-            raise ConfigError(f"--grad-clip must be above 0, not {self.grad_clip}")
-        if self.warmup < 0:
-            raise ConfigError(f"--warmup must be 0 or more, not {self.warmup}")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ConfigError(f"--amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+        check_options(self)  # each field in its declared range
+        if self.time_budget is not None and self.iters is not None:
+            raise ConfigError("give --iter (steps) or --time (a budget), not both")
 
 
-# Options that can change when a run is resumed; everything else is fixed by the checkpoint.
-RESUMABLE = {"iters", "time_budget", "save_freq", "start", "sample_len", "sample_temperature", "device", "amp", "eval_tokens", "out_dir",
-             "cache_dir", "learning_rate", "warmup", "grad_clip", "patience"}
+# Options that can change when a run is resumed (declared resumable); everything else is fixed by the checkpoint.
+RESUMABLE = frozenset(names(TrainConfig, lambda option: option.resumable))
 
 # With neither --iter nor --time, a run makes this many passes over its training text, within
 # these bounds: a small file is not learned by heart over a thousand passes, and a large one is
@@ -146,21 +200,6 @@ def saved_schedule(state: dict) -> Schedule:
     cfg, since = TrainConfig.from_dict(state["train_config"]), state["train_config"].get("schedule_from")
     return Schedule(cfg.learning_rate, cfg.warmup, cfg.time_budget or cfg.iters, SECONDS if cfg.time_budget else STEPS,
                     None if since is None else tuple(since), "saved" if cfg.learning_rate is not None else "speed")
-
-
-def parse_duration(text: str | float | int) -> float:
-    """'90s', '30m', '2h', '1h30m' or a number of seconds -> seconds. A bare number after hours
-    counts minutes, as people write them: '1h30' is an hour and a half."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    number = r"(\d+(?:\.\d*)?)"
-    match = re.fullmatch(rf"\s*(?:{number}h)?\s*(?:{number}m)?\s*(?:{number}(s)?)?\s*", text.lower())
-    if not match or not any(match.groups()):
-        raise ConfigError(f"--time {text!r} is not a duration; write e.g. 90s, 30m, 2h or 1h30m")
-    hours, minutes, seconds, unit = match.groups()
-    if hours and not minutes and seconds and not unit:
-        minutes, seconds = seconds, None
-    return float(hours or 0) * 3600 + float(minutes or 0) * 60 + float(seconds or 0)
 
 
 # Options that may differ between the processes of one torchrun training (only rank 0 writes).

@@ -108,7 +108,7 @@ class Trainer:
         random streams already restored)."""
         self.corpus_paths, self.corpus_cfg, self.cfg, self.dist = corpus_paths, corpus_cfg, cfg, dist
         self.schedule = schedule
-        self.tokenizer, self.corpus, self.cached = text.tokenizer, text.info, text.cached
+        self.tokenizer, self.corpus, self.cached, self.layout = text.tokenizer, text.info, text.cached, text.layout
         self.chars_per_token = text.info.chars / len(text.ids)  # 1 at char level; for speed in chars/s
         self.split = split
         self.model, self.net, self.optimizer, self.scaler, self.batches = model, net, optimizer, scaler, batches
@@ -137,6 +137,7 @@ class Trainer:
             "schedule": self.schedule.to_dict(),
             "corpus_config": asdict(self.corpus_cfg),
             "tokenizer": self.tokenizer.to_dict(),
+            "layout": self.layout.to_dict(),
             "corpus": {"sources": self.corpus_paths, "fingerprint": self.corpus.fingerprint,
                        "script": self.corpus.script, "tokens": int(len(self.split.train)), "processes": self.dist.world,
                        "split": {"method": self.split.method, "held_out": self.split.held_out,
@@ -245,7 +246,7 @@ class Trainer:
     def sample(self) -> str:
         cfg = SampleConfig(length=self.cfg.sample_len, temperature=self.cfg.sample_temperature,
                            seed=self.cfg.seed + self.step)  # its own generator: training RNG untouched
-        return sample(self.model, self.tokenizer, self.cfg.start, cfg, device=self.device)[0]
+        return sample(self.model, self.tokenizer, self.cfg.start, cfg, device=self.device, layout=self.layout)[0]
 
     def checkpoint_and_sample(self, train_loss: float, speed: float) -> dict:
         """Every process evaluates its share; rank 0 alone saves, samples and logs."""
