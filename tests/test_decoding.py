@@ -423,3 +423,17 @@ def test_an_exception_inside_scoring_or_sampling_leaves_the_model_in_its_mode():
         with pytest.raises(RuntimeError, match="out of memory"):
             run()
         assert broken.training  # back in training mode, as it was
+
+
+def test_zhrnn_interactive_honours_no_repeat_and_form(trained, tmp_path):
+    def write(*options, keys="+60\nq\n"):
+        proc = run_cli("interactive", "--model", trained.run_dir, *options, cwd=tmp_path, input=keys)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.rsplit("> \n", 1)[-1].rstrip("\n")  # the text, printed after the last prompt
+
+    looping = write("--start", "床", "--greedy", "--no-repeat-ngram", "0")
+    assert len(set(fourgrams(looping))) < len(fourgrams(looping))  # the memorised poems come round again
+    kept = write("--start", "床", "--greedy")  # the default no-repeat rule of `zhrnn sample`
+    assert len(set(fourgrams(kept))) == len(fourgrams(kept)) and len(kept) > 40
+    poem = write("--form", "五言绝句", "--seed", "3")
+    assert re.fullmatch(r"\w{5}，\w{5}。\n\w{5}，\w{5}。", poem), poem

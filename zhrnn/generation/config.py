@@ -36,7 +36,7 @@ class SampleConfig:
         None, type=float, flags="--top-p", above=0, high=1, group=DECODING, api=True, step=True,
         zh="核采样", en="nucleus sampling threshold in (0, 1]")
     greedy: bool = option(
-        False, flags="--greedy", group=DECODING, api=True,
+        False, flags="--greedy", group=DECODING, api=True, step=True,
         zh="总选最可能的字", en="always the most likely character")
     seed: int | None = option(
         None, type=int, flags="--seed", low=0, high=2**63 - 1, api=True, step=True,
