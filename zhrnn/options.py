@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable
 
@@ -147,7 +148,7 @@ def _value(value) -> str:
 
 
 def _in_range(x, opt: Option) -> bool:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):  # numpy's numbers too
         return False
     if isinstance(x, float) and not math.isfinite(x):
         return False

@@ -245,7 +245,7 @@ class Trainer:
 
     def sample(self) -> str:
         cfg = SampleConfig(length=self.cfg.sample_len, temperature=self.cfg.sample_temperature,
-                           seed=self.cfg.seed + self.step)  # its own generator: training RNG untouched
+                           seed=(self.cfg.seed + self.step) % 2**63)  # its own generator: training RNG untouched
         return sample(self.model, self.tokenizer, self.cfg.start, cfg, device=self.device, layout=self.layout)[0]
 
     def checkpoint_and_sample(self, train_loss: float, speed: float) -> dict:
