@@ -36,7 +36,7 @@ from zhrnn.training.batches import eval_streams, stream_starts  # noqa: E402
 from zhrnn.training.encoded import encode_corpus  # noqa: E402
 from zhrnn.training.plan import TrainConfig  # noqa: E402
 from zhrnn.training.split import SPLITS, split_ids  # noqa: E402
-from zhrnn.training.trainer import target_nats  # noqa: E402
+from zhrnn.training.validation import target_nats  # noqa: E402
 
 
 class KneserNey:

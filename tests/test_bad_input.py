@@ -3,6 +3,8 @@ nothing saved before is touched. Runs the CLI's main() in-process (fast); test_c
 few of the same through a real subprocess."""
 import errno
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -185,7 +187,20 @@ def test_a_full_disk_keeps_the_previous_checkpoint(poems, capsys, monkeypatch, t
     assert err.strip().splitlines()[-1].startswith("zhrnn: error: No space left on device")
     state = checkpoint.load(tmp_path / "run")  # the step-10 checkpoint, whole
     assert state["step"] == 10
-    assert not list((tmp_path / "run").glob("*.tmp"))
+    assert checkpoint.load(tmp_path / "run" / "ckpt.pt", last=True)["step"] == 10
+    assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_a_log_that_cannot_be_written_is_said_once_and_training_goes_on(poems, capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").mkdir()  # what cannot be appended to (a full disk, a file made read-only, ...)
+    code, out, err = run_main(["train", poems, "--out-dir", run, "-q",
+                               *cli_options(dict(TINY, iters=30, save_freq=10))], capsys)
+    assert code == 0 and "Traceback" not in err
+    said = [line for line in err.splitlines() if "cannot write" in line]
+    assert len(said) == 1 and said[0].startswith(f"zhrnn: cannot write {run / 'log.jsonl'} (")
+    assert checkpoint.load(run)["step"] == 30 and (run / "samples.txt").read_text(encoding="utf-8").count("===") == 6
 
 
 def test_an_unwritable_output_directory_is_one_line(poems, capsys, monkeypatch, tmp_path):
@@ -199,13 +214,22 @@ def test_an_unwritable_output_directory_is_one_line(poems, capsys, monkeypatch, 
     assert err.strip().splitlines()[-1] == f"zhrnn: error: Permission denied: {tmp_path / 'ro'}"
 
 
-def test_a_100_mb_file_with_no_newline_trains_as_one_paragraph(capsys, tmp_path):
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the peak as Linux's ru_maxrss (kB)")
+def test_a_100_mb_file_with_no_newline_trains_in_bounded_memory(tmp_path):
     unit = "春眠不觉晓，处处闻啼鸟。the quick brown fox "
     line = unit * (100_000_000 // len(unit.encode("utf-8")) + 1)  # 100 MB of UTF-8, no newline
     (tmp_path / "one line.txt").write_text(line, encoding="utf-8")
     assert (tmp_path / "one line.txt").stat().st_size >= 100_000_000
-    code, out, err = run_main(["train", tmp_path / "one line.txt", "--out-dir", tmp_path / "run", "-q",
-                               *cli_options(dict(TINY, iters=1, save_freq=1))], capsys)
-    assert code == 0, err
+    argv = ["train", str(tmp_path / "one line.txt"), "--out-dir", str(tmp_path / "run"), "-q",
+            *map(str, cli_options(dict(TINY, iters=1, save_freq=1)))]
+    # its own process, so that the peak is this training's alone
+    script = ("import resource, sys; from zhrnn.cli import main; code = main(sys.argv[1:]); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.split()[-1]) / 1024  # ru_maxrss: kB on Linux
+    assert peak_mb < 700  # held whole, the line took 1.2 GB; cut every million characters, about 420 MB
+    assert "a line longer than 1,048,576 characters is cut at sentence ends" in done.stderr
     state = checkpoint.load(tmp_path / "run")
     assert state["step"] == 1 and set(state["tokenizer"]["vocab"]) == {"<unk>", "^", "\n"} | set(line)

@@ -437,3 +437,13 @@ def test_zhrnn_interactive_honours_no_repeat_and_form(trained, tmp_path):
     assert len(set(fourgrams(kept))) == len(fourgrams(kept)) and len(kept) > 40
     poem = write("--form", "五言绝句", "--seed", "3")
     assert re.fullmatch(r"\w{5}，\w{5}。\n\w{5}，\w{5}。", poem), poem
+
+
+def test_extreme_temperatures_and_top_p_stay_within_float32(model):
+    """1e-300 is 0 in float32 and 1e300 infinite: dividing by them gave NaN (and an IndexError)."""
+    greedy = model.generate("春", 30, greedy=True)
+    assert model.generate("春", 30, temperature=1e-300, seed=0) == greedy
+    assert model.generate("春", 30, temperature=1e-300, top_p=1e-300, seed=0) == greedy
+    wild = model.generate("春", 30, temperature=1e300, seed=0)  # every token but the banned as likely
+    assert len(wild) == 30 and "<unk>" not in wild
+    assert model.generate("春", 30, temperature=[1e-300, 1e300], repetition_penalty=1e300, seed=0)

@@ -17,7 +17,7 @@ LAYERS = [
     {"zhrnn.errors", "zhrnn.options"},  # options.py: the declared options (flag, help, range), no torch
     {"zhrnn.text"},
     {"zhrnn.poetry"},  # the rules of verse (格律, rhyme tables, form templates, `zhrnn check`), no torch
-    {"zhrnn.model", "zhrnn.checkpoint", "zhrnn.shipped"},
+    {"zhrnn.model", "zhrnn.counts", "zhrnn.checkpoint", "zhrnn.shipped"},
     {"zhrnn.generation"},
     {"zhrnn.training"},
     {"zhrnn.api"},

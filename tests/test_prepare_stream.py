@@ -176,12 +176,13 @@ def test_temporary_files_go_when_done_and_on_failure(tmp_path, tiny_chunks):
     text = write_corpus(tmp_path / "text")
     done = encode_corpus([text], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "cache")
     (entry,) = (tmp_path / "cache" / "encoded").iterdir()
-    assert sorted(p.name for p in entry.iterdir()) == ["corpus.json", f"ids-{encoded.vocab_digest(done.tokenizer)}.npy"]
+    ids = f"ids-{encoded.vocab_digest(done.tokenizer)}.npy"
+    assert sorted(p.name for p in entry.iterdir()) == [".lock", "corpus.json", "corpus.json.check", ids, f"{ids}.check"]
     (text / "d.txt").write_bytes(b"PK\x03\x04\x00\x00")  # a binary file, read after the others
     with pytest.raises(CorpusError, match="binary"):
         encode_corpus([text], CorpusConfig(), "word", 1, None, keep, cache=tmp_path / "cache")
     for entry in (tmp_path / "cache" / "encoded").iterdir():
-        assert not [p for p in entry.iterdir() if p.name.startswith(".")]
+        assert not [p for p in entry.iterdir() if p.name.startswith(".") and p.name != ".lock"]  # the lock stays
 
 
 def test_no_chunk_holds_the_whole_text(tmp_path, tiny_chunks, monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import zhrnn
+from zhrnn.training.validation import Evaluation
 from zhrnn import checkpoint
 from zhrnn.errors import ConfigError
 from zhrnn.model import CharRNN, ModelConfig
@@ -209,7 +210,7 @@ def test_without_iter_or_time_the_length_follows_the_text(poems, tmp_path):
 def scripted_evaluations(monkeypatch, figures):
     """Trainer.evaluate returns these bits per text character, one per evaluation."""
     queue = list(figures)
-    monkeypatch.setattr(trainer_module.Trainer, "evaluate", lambda self: (queue[0] + 0.2, queue.pop(0)))
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate", lambda self: Evaluation(queue[0] + 0.2, queue.pop(0)))
 
 
 def test_the_best_evaluation_is_kept_and_loaded_unless_the_last_is_asked_for(poems, tmp_path, monkeypatch):

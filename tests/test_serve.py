@@ -2,8 +2,11 @@
 a step; hostile requests get a clean 4xx and the server keeps serving; the page works in a real
 browser."""
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -22,7 +25,7 @@ from zhrnn.serve.app import create_app  # noqa: E402
 from zhrnn.serve.batcher import Batcher, Job  # noqa: E402
 from zhrnn.serve.requests import Limits  # noqa: E402
 
-from .conftest import POEMS  # noqa: E402
+from .conftest import POEMS, REPO  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +294,18 @@ def test_the_page_streams_text_in_a_real_browser(live_server, tmp_path):
         assert "run" in driver.find_element(By.ID, "card-list").text
     finally:
         driver.quit()
+
+
+def test_twenty_seconds_of_mixed_clients_leave_the_server_as_it_was(trained):
+    """benchmarks/serve_soak.py in brief: waves of 16 clients streaming, cancelling, asking for long
+    texts and sending hostile bodies against a real `zhrnn serve` process."""
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "serve_soak.py"), "--model", str(trained.run_dir),
+                           "--seconds", "20", "--clients", "16", "--json"], capture_output=True, text=True,
+                          timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["waves"] >= 3 and result["server_errors"] == 0, result["errors_seen"]
+    assert result["hostile_not_4xx"] == 0 and result["not_served"] == 0
+    assert result["rows_back_to_zero"]  # every stream left the batch, cancelled or not
+    if result["rss_growth"] is not None:  # Linux: the server's resident memory after warm-up
+        assert result["rss_growth"] < 0.25

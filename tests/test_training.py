@@ -3,7 +3,6 @@ import json
 import logging
 import math
 import threading
-from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import zhrnn
 from zhrnn import checkpoint
 from zhrnn.errors import ConfigError, CorpusError
 from zhrnn.training import fit as train
-from zhrnn.training import trainer as trainer_module
+from zhrnn.training import validation as validation_module
 from zhrnn.training.build import prepare_run
 from zhrnn.training.plan import plan_run
 from zhrnn.training.schedule import Schedule
@@ -151,8 +150,9 @@ def test_text_bits_per_character_leave_out_markers_and_line_breaks(tmp_path, mon
     trainer = prepare_run(corpus, dict(TINY, val_fraction=0.2, split="tail", out_dir=str(tmp_path / "run")))
     tok = trainer.tokenizer
     layout = torch.tensor([i in (tok.marker_id, tok.index["\n"]) for i in range(len(tok))], dtype=torch.float64)
-    monkeypatch.setattr(trainer_module, "target_nats", lambda model, rows, *a: layout[rows[:, 1:]])  # 1 nat: ^ or \n
-    all_targets, text = trainer.evaluate()
+    monkeypatch.setattr(validation_module, "target_nats", lambda model, rows, *a: layout[rows[:, 1:]])  # 1 nat: ^ or \n
+    ev = trainer.evaluate()
+    all_targets, text = ev.val, ev.text_val
     assert text == 0.0  # no text character costs anything here
     assert all_targets == pytest.approx(2 / 14 / math.log(2), rel=0.05)  # 2 of each line's 14 targets: the marker and the break
 
@@ -163,8 +163,10 @@ def test_evaluation_carries_the_state_so_the_chunk_length_does_not_matter(tmp_pa
     trainer = prepare_run(corpus, dict(TINY, val_fraction=0.2, split="tail", iters=30, out_dir=str(tmp_path / "run")))
     trainer.run(progress=False)
     by_24 = trainer.evaluate()
-    trainer.cfg = replace(trainer.cfg, seq_length=7)  # the same 16 streams, read 7 tokens at a time
-    assert trainer.evaluate() == pytest.approx(by_24, rel=1e-6)  # from a zero state every chunk, it would not be
+    trainer.validation.seq_length = 7  # the same 16 streams, read 7 tokens at a time
+    by_7 = trainer.evaluate()
+    for field in ("val", "text_val", "mix_val", "mix_text_val"):  # from a zero state every chunk, they would not be
+        assert getattr(by_7, field) == pytest.approx(getattr(by_24, field), rel=1e-6)
 
 
 def test_a_run_extended_on_resume_goes_on_from_the_rate_it_had_reached(trained, caplog):

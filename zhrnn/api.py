@@ -13,6 +13,7 @@ import torch
 from . import checkpoint, shipped
 from .errors import CheckpointError, ConfigError
 from .generation import SampleConfig, sample
+from .counts import Counts, Mixed
 from .model import CharRNN, ModelConfig, quantize_int8, resolve_device
 from .options import describe
 from .text.layout import Layout
@@ -34,9 +35,10 @@ class TextModel:
 
     @classmethod
     def from_checkpoint(cls, path, device: str | torch.device = "cpu", int8: bool = False,
-                        last: bool = False) -> "TextModel":
+                        last: bool = False, counts: bool = True) -> "TextModel":
         """int8: sample with int8 weights (CPU only; see model.quantize_int8). A run directory
-        gives its best checkpoint by validation, or with last its latest."""
+        gives its best checkpoint by validation, or with last its latest. counts: mix in the
+        n-gram counts the checkpoint holds (counts.py); False: the network alone."""
         device = resolve_device(device)
         if int8 and device.type != "cpu":
             raise ConfigError("--int8 is for sampling on the CPU; leave it out on a GPU")
@@ -49,8 +51,10 @@ class TextModel:
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
         info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config")}
-        return cls(quantize_int8(model) if int8 else model.to(device), tokenizer, info, path,
-                   Layout.from_checkpoint(state))
+        model = quantize_int8(model) if int8 else model.to(device)
+        if state.get("counts") is not None and counts:  # every probability it gives mixes them in
+            model = Mixed(model, Counts.from_state_dict(state["counts"]), state["counts"]["weights"])
+        return cls(model, tokenizer, info, path, Layout.from_checkpoint(state))
 
     @property
     def device(self) -> torch.device:

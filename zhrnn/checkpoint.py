@@ -134,13 +134,16 @@ def load(path: str | Path, last: bool = False) -> dict:
 
 
 SAMPLING = ("model", "model_config", "tokenizer", "layout", "corpus_config", "train_config", "corpus", "step", "best",
-            "best_val_bpc")
+            "best_val_bpc", "counts")
 
 
-def export(source: str | Path, path: str | Path, half: bool = True, last: bool = False) -> Path:
+def export(source: str | Path, path: str | Path, half: bool = True, last: bool = False, change=None) -> Path:
     """A sampling-only copy: no optimizer or RNG state, float16 weights unless half=False (the
-    loader widens them back to float32). What pretrained/ ships."""
+    loader widens them back to float32). What pretrained/ ships. change(state), if given, may
+    add to the state first (counting.add_counts)."""
     state = load(source, last)
+    if change is not None:
+        change(state)
     kept = {k: state[k] for k in SAMPLING if k in state}
     if half:  # one half copy per tensor: a tied embedding and output stay one matrix in the file
         halves: dict[tuple, torch.Tensor] = {}  # by storage: a loaded file gives shared tensors as two objects

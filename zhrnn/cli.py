@@ -119,6 +119,12 @@ def _export_parser(sub) -> None:
     p.add_argument("--last", action="store_true", help="运行目录取最新的检查点 / from a run directory, the latest checkpoint")
     p.add_argument("-o", "--output", required=True, help="输出文件 / the file to write")
     p.add_argument("--float32", action="store_true", help="保留 float32 权重 / keep float32 weights")
+    p.add_argument("--counts", nargs="+", metavar="TEXT",
+                   help="为没有计数的模型加上 n-gram 计数: 给出它训练用的文本 (按原来的选项读取、按原来的方式切分) / add "
+                        "n-gram counts to a model trained without them: the text it was trained on (read with its "
+                        "options, split as its run split it)")
+    p.add_argument("--ngram", default="auto", metavar="auto|N", help="计数的阶数 / the order of the counts (default auto)")
+    p.add_argument("--cache-dir", help="编码后文本的缓存目录 / cache of encoded text")
     p.set_defaults(func=cmd_export)
 
 
@@ -193,6 +199,19 @@ def _corpus_parser(sub) -> None:
     i.set_defaults(func=cmd_corpus_inspect)
 
 
+def _cache_parser(sub) -> None:
+    p = sub.add_parser("cache", help="编码缓存: 位置、条目、大小、清理 / the encoded-text cache: where, what, how big; clear it",
+                       description="训练时准备好的文本 (编码后的 id) 存在缓存里, 同一文本再训练时直接读取; 删掉总是安全的 / "
+                                   "training keeps the prepared text (its ids) here and reads it back for the same text; "
+                                   "removing it is always safe")
+    p.add_argument("action", nargs="?", choices=("list", "clear"), default="list",
+                   help="list 列出 (默认) / clear 清除 / list (default) or clear the entries")
+    p.add_argument("--cache-dir", help="缓存目录 / the cache (default $ZHRNN_CACHE, $XDG_CACHE_HOME/zhrnn or ~/.cache/zhrnn)")
+    p.add_argument("--older-than", type=float, metavar="DAYS",
+                   help="clear 只清除这么多天没用过的条目 / clear only entries unused for this many days")
+    p.set_defaults(func=cmd_cache)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; given the command that will run (argv's first word, "" for
     none), the options of train, sample and interactive only for that one: they are declared
@@ -206,6 +225,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _interactive_parser(sub, command in (None, "interactive"))
     _corpus_parser(sub)
     _export_parser(sub)
+    _cache_parser(sub)
     _check_parser(sub)
     _serve_parser(sub)
     return parser
@@ -234,6 +254,8 @@ def cmd_train(args) -> int:
     def on_save(record: dict) -> None:
         val = "" if record["val_bpc"] is None else \
             f"val {record['val_text_bpc']:.3f} bits per text character ({record['val_bpc']:.3f} with markers and line breaks), "
+        if "mix_val_text_bpc" in record:
+            val += f"with the counts {record['mix_val_text_bpc']:.3f}, "
         tqdm.write(f"--- step {record['step']}: {val}train loss {record['train_loss']:.3f} ---", file=sys.stderr)
         tqdm.write(record["sample"], file=sys.stdout)
         sys.stdout.flush()
@@ -345,7 +367,15 @@ def cmd_corpus_build(args) -> int:
 def cmd_export(args) -> int:
     from . import checkpoint
 
-    path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last)
+    def counted(state: dict) -> None:
+        from .training.counting import add_counts
+
+        ev = add_counts(state, args.counts, args.ngram, args.cache_dir)
+        log.info("held-out bits per text character: %.3f the network, %.3f with the counts (weights %s)",
+                 ev.text_val, ev.mix_text_val, ", ".join(f"{w:.3f}" for w in state["counts"]["weights"].tolist()))
+
+    path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last,
+                             change=counted if args.counts else None)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return 0
 
@@ -357,6 +387,30 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be from 1 to 65535, not {args.port}")
     serve(args.model, host=args.host, port=args.port, device=args.device, cors=args.cors)
+    return 0
+
+
+def cmd_cache(args) -> int:
+    import time
+
+    from .training import cache
+
+    root = cache.cache_root(args.cache_dir)
+    found = cache.entries(root)
+    if args.action == "clear":
+        older = None if args.older_than is None else args.older_than * 86400
+        removed, freed, busy = cache.clear(root, older)
+        print(f"removed {removed} of {len(found)} entries from {cache.encoded_dir(root)} ({freed / 1e6:.1f} MB)"
+              + (f"; {busy} in use by a running process kept" if busy else ""))
+        return 0
+    print(f"{cache.encoded_dir(root)}  ({len(found)} entries, {sum(e.size for e in found) / 1e6:.1f} MB)")
+    for e in found:
+        sources = ", ".join(Path(s).name for s in e.sources[:2]) + (f" (+{len(e.sources) - 2})" if len(e.sources) > 2 else "")
+        tokens = f"{e.tokens:,} tokens" if e.state == "ready" else {"older": "older zhrnn", "incomplete": "incomplete"}[e.state]
+        print(f"  {e.path.name}  {e.size / 1e6:8.1f} MB  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e.used))}  "
+              f"{tokens:>18}  {sources or '?'}")
+    if found:
+        print("zhrnn cache clear 清除全部 / removes them all (--older-than DAYS: only the unused)")
     return 0
 
 

@@ -228,6 +228,9 @@ class NoRepeatNgram(Processor):
 # --- sampling warpers ------------------------------------------------------------------------
 
 
+TINY_TEMPERATURE = 0.01  # below it the logits are shifted before dividing (at usual ones, as they always were)
+
+
 class Temperature(Processor):
     """Divides the logits by the temperature of each stream's next character (a list is cycled,
     one per character)."""
@@ -236,7 +239,10 @@ class Temperature(Processor):
         self.temperatures = temperatures
 
     def __call__(self, logits, streams, step):
-        ts = self.temperatures
+        # within float32's range (1e-300 is 0 there, 1e300 inf, and -inf / inf is NaN)
+        ts = tuple(min(max(t, 1e-30), 1e30) for t in self.temperatures)
+        if min(ts) < TINY_TEMPERATURE:  # shifted first, so that dividing cannot overflow to inf (inf - inf: NaN)
+            logits = logits - logits.max(-1, keepdim=True).values
         if len(ts) == 1:
             return logits / ts[0]
         per_row = torch.tensor([ts[len(s.tokens) % len(ts)] for s in streams], device=logits.device)  # (n,)
@@ -269,6 +275,7 @@ class TopP(Processor):
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = sorted_logits.softmax(-1)
         drop = (probs.cumsum(-1) - probs) >= self.p
+        drop[..., 0] = False  # even where p is below float32's range (1e-300 is 0 there)
         return logits.masked_fill(drop.scatter(-1, order, drop), NEG_INF)
 
 

@@ -3,6 +3,8 @@
     GET  /                          the page
     GET  /api/models                every model's card
     GET  /api/models/{name}/curve.svg   its training curve
+    GET  /api/health                {"ok": true, "models": {name: {"rows": streams being written or waiting,
+                                    "steps": forward passes so far}}}
     POST /api/generate              start, num and SampleConfig's options (those declared api=True):
                                     server-sent events {"i": output, "text": piece} ..., then
                                     {"done": true, "texts": [...]} (or {"error": ...})
@@ -100,6 +102,10 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
     async def list_models(request: Request) -> Response:
         return JSONResponse({"models": [s.card for s in served.values()], "limits": limits.__dict__})
 
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "models": {name: {"rows": s.batcher.rows, "steps": s.batcher.steps}
+                                                    for name, s in served.items()}})
+
     async def curve(request: Request) -> Response:
         entry = served.get(request.path_params["name"])
         if entry is None:
@@ -192,7 +198,7 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
             entry.batcher.stop()
 
     app = Starlette(lifespan=lifespan, routes=[Route("/", index), Route("/api/models", list_models),
-                            Route("/api/models/{name}/curve.svg", curve),
+                            Route("/api/models/{name}/curve.svg", curve), Route("/api/health", health),
                             Route("/api/generate", generate, methods=["POST"]),
                             Route("/api/score", score, methods=["POST"]),
                             Route("/api/next", next_, methods=["POST"])],

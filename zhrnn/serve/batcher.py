@@ -70,6 +70,12 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="zhrnn-batcher", daemon=True)
         self._thread.start()
 
+    @property
+    def rows(self) -> int:
+        """Rows of the jobs waiting to join and being written now (0 when the server is idle)."""
+        with self._lock:
+            return self._rows
+
     def submit(self, job: Job) -> bool:
         """Queue a job to join the batch; False when the batch is full (or the batcher stopped)."""
         with self._lock:

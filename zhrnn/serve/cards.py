@@ -46,7 +46,11 @@ def card(name: str, model: TextModel) -> dict:
         "cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size, "params": params,
         "vocab": len(tok), "level": (info.get("train_config") or {}).get("level", "char"),
         "labels": sorted(tok.labels)[:200], "blocks": model.layout.blocks,
-        "best": {"step": best.get("step"), "val_bpc": best.get("val_bpc"), "val_text_bpc": best.get("val_text_bpc")},
+        "best": {"step": best.get("step"), "val_bpc": best.get("val_bpc"), "val_text_bpc": best.get("val_text_bpc"),
+                 "mix_val_text_bpc": best.get("mix_val_text_bpc")},
+        "counts": None if not hasattr(model.model, "counts") else {  # the n-gram counts mixed in (counts.Mixed)
+            "order": model.model.counts.order, "entries": model.model.counts.num_entries(),
+            "weights": [round(w, 3) for w in model.model.weights.tolist()]},
         "curve": bool(log_records(model)),
     }
 
@@ -59,6 +63,8 @@ def curve_svg(records: list[dict], width: int = 560, height: int = 260) -> str:
         "验证 val_bpc": ("#c33", [(r["step"], r["val_bpc"]) for r in records if isinstance(r.get("val_bpc"), (int, float))]),
         "验证正文 val_text_bpc": ("#36c", [(r["step"], r["val_text_bpc"]) for r in records
                                           if isinstance(r.get("val_text_bpc"), (int, float))]),
+        "混合计数 mix_val_text_bpc": ("#393", [(r["step"], r["mix_val_text_bpc"]) for r in records
+                                             if isinstance(r.get("mix_val_text_bpc"), (int, float))]),
     }
     points = [p for _, ps in series.values() for p in ps if math.isfinite(p[1])]
     head = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" ' \

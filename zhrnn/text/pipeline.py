@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PARAGRAPH_MODES = ("auto", "line", "blank", "file", "off")
 TEXT = "文本与词表 / text and vocabulary"  # the argument group of `zhrnn train --help`
 BLOCK_LINES = 60  # auto: blocks longer than this on average are sections of a text of lines, not songs
+LONGEST_LINE = 1 << 20  # characters: a longer line is cut at sentence ends (cut_at_lines), so memory stays bounded
 SEEN_LINES = 10_000  # repeated lines are looked for among this many of a paragraph's first lines (bounded memory)
 
 
@@ -110,21 +111,49 @@ def normalized_newlines(pieces: Iterable[str]) -> Iterator[str]:
         yield "\n"
 
 
-def cut_at_lines(pieces: Iterable[str]) -> Iterator[str]:
-    """The same text in pieces that each end right after a '\\n' (the last one may not), so no
-    line is split. A line longer than a piece is gathered whole (the one unbounded case)."""
+def cut_at_lines(pieces: Iterable[str], longest: int | None = None) -> Iterator[str]:
+    """The same text in pieces that each end right after a '\n' (the last one may not), so no
+    line is split. longest: a line longer than this many characters is cut (at the last sentence
+    end in its final quarter, else right there) with a '\n', with one warning: no one writes a
+    paragraph of a million characters, but a file that lost its line breaks has one, and it
+    would be held whole (memory in proportion to the file)."""
     carry: list[str] = []  # a list, not a growing string: a long line is copied once, not per piece
+    held, warned = 0, False
     for piece in pieces:
         cut = piece.rfind("\n") + 1
         if not cut:
             carry.append(piece)
+            held += len(piece)
+            if longest is not None and held > longest:
+                line = "".join(carry)
+                while len(line) > longest:
+                    end = _sentence_end(line, longest)
+                    yield line[:end] + "\n"
+                    line = line[end:]
+                if not warned:
+                    log.warning("a line longer than %s characters is cut at sentence ends (has the file lost its "
+                                "line breaks?)", f"{longest:,}")
+                    warned = True
+                carry, held = [line], len(line)
             continue
         carry.append(piece[:cut])
         yield "".join(carry)
         carry = [piece[cut:]]
+        held = len(carry[0])
     rest = "".join(carry)
     if rest:
         yield rest
+
+
+SENTENCE_ENDS = "。！？!?.…；;"
+
+
+def _sentence_end(line: str, longest: int) -> int:
+    """Where to cut a line longer than longest: after its last sentence end in the final quarter
+    of the first longest characters, else at longest."""
+    begin = longest - longest // 4
+    found = max(line.rfind(mark, begin, longest) for mark in SENTENCE_ENDS)
+    return found + 1 if found >= 0 else longest
 
 
 def split_lines(text: str, size: int) -> Iterator[str]:
@@ -354,7 +383,7 @@ class PreparedText:
         return self.spool.size
 
     def _converted(self, pieces: Iterable[str]) -> Iterator[str]:
-        for piece in cut_at_lines(normalized_newlines(pieces)):
+        for piece in cut_at_lines(normalized_newlines(pieces), LONGEST_LINE):
             if self.cfg.normalize:
                 piece = unicodedata.normalize(self.cfg.normalize, piece)
             yield script.convert(piece, self.cfg.convert)

@@ -4,6 +4,7 @@ prepare_run (plan, then build) and fit are how a training starts."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from .batches import Batches, Streams
 from .distributed import Dist, setup
 from .finetune import grow_state
 from .plan import LOCAL, Resume, RunPlan, TrainConfig, new_schedule, plan_run
-from .split import split_ids
+from .split import Split, split_ids
 from .trainer import Trainer, TrainResult
+from ..counts import Counts
 from ..generation.request import resolve_start
 from ..model import CharRNN, map_hidden
 
@@ -105,6 +107,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
         path.mkdir(parents=True, exist_ok=True)  # an unusable --out-dir fails here, before training
         return path
 
+    counts, weights = make_counts(cfg, plan.resume, split, len(tokenizer))
     run_dir = dist.from_main(make_run_dir)  # rank 0 writes; the others know where
     # the paragraph mode --paragraphs auto chose, kept: scoring and resuming read text as training did
     corpus_cfg = plan.corpus_cfg
@@ -112,7 +115,25 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
         corpus_cfg = replace(corpus_cfg, paragraphs=text.info.layout)
     return Trainer(corpus_paths=plan.corpus_paths, corpus_cfg=corpus_cfg, cfg=cfg, schedule=schedule, text=text,
                    split=split, model=model, net=net, optimizer=optimizer, scaler=scaler, batches=batches, device=device,
-                   amp=amp, run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden)
+                   amp=amp, run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden,
+                   counts=counts, weights=weights)
+
+
+def make_counts(cfg: TrainConfig, resume: Resume | None, split: Split, vocab_size: int):
+    """The counts mixed into the run's probabilities and their weights: a resumed run's own
+    (counted from the same split), else counted now (every process counts the same), or none:
+    --ngram off, or auto with no held-out text to fit their weight on (a run resumed from before
+    the counts counts them now)."""
+    if resume is not None and resume.counts is not None:
+        return Counts.from_state_dict(resume.counts), torch.as_tensor(resume.counts["weights"], dtype=torch.float64)
+    order = cfg.ngram_order
+    if order is None or (split.val is None and cfg.ngram == "auto"):
+        return None, None
+    began = time.perf_counter()
+    counts = Counts.build(split.train, vocab_size, order)
+    log.debug("%d-gram counts of the training text: %s entries in %.1f s (--ngram off to leave them out)", order,
+             f"{counts.num_entries():,}", time.perf_counter() - began)
+    return counts, None
 
 
 def restore(resume: Resume, model: CharRNN, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

@@ -16,8 +16,9 @@ tokens while writing a provisional id per token to a temporary file (at char lev
 number per distinct word in first-seen order), and once the counts give the vocabulary, a second
 pass turns the provisional ids into the final ones. jieba cuts the chunks on all cores.
 
-The cache is $ZHRNN_CACHE, else $XDG_CACHE_HOME/zhrnn, else ~/.cache/zhrnn; deleting it is
-always safe.
+The cache (cache.py) is $ZHRNN_CACHE, else $XDG_CACHE_HOME/zhrnn, else ~/.cache/zhrnn; each
+file is published whole with a check of its size and digest, verified when opened; `zhrnn cache`
+lists and clears it, and deleting it is always safe.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
+from .cache import cache_root, discard, encoded_dir, intact, preparing, publish, touch
 from ..text.decoding import all_files, folder_label
 from ..text.layout import Layout
 from ..text.pipeline import CorpusConfig, CorpusInfo, PreparedText, open_text, split_lines
@@ -46,8 +48,8 @@ from ..text.tokenizer import Tokenizer, cut_indexed, tokenizer_class
 
 log = logging.getLogger(__name__)
 
-VERSION = 3  # bump when the prepared text or the id layout changes meaning (2: word vocabularies in emitted order;
-# 3: CorpusInfo.layout and repeated_lines)
+VERSION = 4  # bump when the prepared text or the id layout changes meaning (2: word vocabularies in emitted order;
+# 3: CorpusInfo.layout and repeated_lines; 4: every file published with its check, cache.py)
 
 # The one step that reads the text, and that a cache hit spares (the tests count its calls).
 load_corpus = open_text
@@ -57,14 +59,6 @@ REMAP_IDS = 1 << 22  # provisional ids turned into final ones at a time (16 MB o
 WORD_CHUNK_CHARS = 1 << 20  # characters jieba cuts per task: a worker holds a few times this in words
 POOL_MIN_BYTES = 1 << 20  # a smaller text is cut in this process: starting workers would cost more
 MAX_WORKERS = 8  # each holds jieba's dictionary and imports torch (~350 MB): memory stays bounded on big hosts
-
-
-def cache_root(explicit: str | Path | None = None) -> Path:
-    if explicit:
-        return Path(explicit)
-    if os.environ.get("ZHRNN_CACHE"):
-        return Path(os.environ["ZHRNN_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zhrnn"
 
 
 @dataclass
@@ -124,26 +118,6 @@ def cache_key(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, max_v
     return h.hexdigest()[:24]
 
 
-def _write_once(path: Path, write: Callable[[object], None]) -> None:
-    """Write path whole or not at all, and never over an existing one: with the cache on a
-    shared filesystem, several machines may prepare the same entry while others already map
-    the first copy (which a rename over it would pull away)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # the same bytes, written by another machine first
-        except OSError:  # a filesystem without hard links
-            os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 class _Warnings(logging.Handler):
     """Collects what reading the text warns of (a guessed encoding, stray markers) and the notes
     it marks to be said again (extra={"again": True}: how auto cut the paragraphs), so that a run
@@ -171,36 +145,38 @@ class _Warnings(logging.Handler):
             logger.removeHandler(self)
 
 
-def _damaged(path: Path, e: Exception) -> None:
-    """A cache file that cannot be read goes, so that it is written again (never over itself)."""
-    log.warning("the cached %s is damaged (%s); preparing the text again", path, type(e).__name__)
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
 def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
+    """The entry's ids in the vocabulary choose() picks, if the cache holds them whole; a damaged
+    file goes (cache.discard), and the text is prepared again."""
     meta_path = entry / "corpus.json"
+    state = intact(meta_path)
+    if not state:
+        if state is False:
+            discard(meta_path, "cut short or changed")
+        return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         built, info = Tokenizer.from_dict(meta["tokenizer"]), CorpusInfo(**meta["info"])
-    except OSError:  # not there (or not readable): prepare the text
-        return None
-    except (ValueError, KeyError, TypeError) as e:
-        _damaged(meta_path, e)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        discard(meta_path, type(e).__name__)
         return None
     tokenizer = choose(built, info)
     ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
+    state = intact(ids_path)
+    if not state:
+        if state is False:
+            discard(ids_path, "cut short or changed")
+        return None
     try:
         ids = np.load(ids_path, mmap_mode="r")
-    except OSError:
-        return None
-    except ValueError as e:
-        _damaged(ids_path, e)
+    except (OSError, ValueError, EOFError) as e:
+        discard(ids_path, type(e).__name__)
         return None
     for message in meta.get("warnings", []):
         log.warning("%s", message)
     for message in meta.get("notes", []):
         log.info("%s", message)
+    touch(entry)
     return Encoded(ids, tokenizer, info, cached=True)
 
 
@@ -364,14 +340,26 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
     now and cached. labels: the label tokens of a resumed or fine-tuned model, kept as they are.
     shared: other processes will map the cached ids, so a cache that cannot be written is an error
     (instead of each of them preparing the whole text again)."""
-    entry = cache_root(cache) / "encoded" / cache_key(paths, corpus_cfg, level, min_count, max_vocab, labels)
+    entry = encoded_dir(cache_root(cache)) / cache_key(paths, corpus_cfg, level, min_count, max_vocab,
+                                                                     labels)
     found = _open_cached(entry, choose)
     if found is not None:
         log.debug("encoded text from the cache %s", entry)
         return found
-
-    cls = tokenizer_class(level)
     workspace, unwritable = _workspace(entry, shared)
+    with preparing(entry) if unwritable is None else contextlib.nullcontext():
+        if unwritable is None and (found := _open_cached(entry, choose)) is not None:
+            return found  # another process prepared it while this one waited
+        return _prepare(paths, corpus_cfg, level, min_count, max_vocab, choose, labels, entry, workspace, unwritable,
+                        shared)
+
+
+def _prepare(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, max_vocab: int | None, choose: Choose,
+             labels: dict[str, str] | None, entry: Path, workspace, unwritable: OSError | None,
+             shared: bool) -> Encoded:
+    """Read, count and encode the text, and publish it in the cache entry (or keep it in memory
+    where the entry cannot be written)."""
+    cls = tokenizer_class(level)
     with workspace as tmp:
         spool, provisional = Path(tmp) / "text.utf8", Path(tmp) / "provisional.u32"
         with _Warnings() as warned:
@@ -387,10 +375,11 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
         ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
         if unwritable is None:
             try:
-                _write_once(ids_path, lambda f: _write_npy(f, _remapped(provisional, expand), expand.total, dtype))
+                publish(ids_path, lambda f: _write_npy(f, _remapped(provisional, expand), expand.total, dtype))
                 meta = {"tokenizer": built.to_dict(), "info": asdict(info), "warnings": warned.messages,
-                        "notes": warned.notes}
-                _write_once(entry / "corpus.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
+                        "notes": warned.notes, "sources": [str(Path(p).resolve()) for p in paths],
+                        "tokens": int(expand.total)}
+                publish(entry / "corpus.json", lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
                 return Encoded(np.load(ids_path, mmap_mode="r"), tokenizer, info)
             except OSError as e:
                 if shared:

@@ -44,6 +44,14 @@ def parse_duration(text: str | float | int) -> float:
     return float(hours or 0) * 3600 + float(minutes or 0) * 60 + float(seconds or 0)
 
 
+def parse_ngram(text: str | int) -> str:
+    """--ngram: 'auto', 'off' or an order from 1 to 9 -> the same, as a string."""
+    value = str(text).strip().lower()
+    if value in ("auto", "off") or (value.isdigit() and 1 <= int(value) <= 9):
+        return value
+    raise ConfigError(f"--ngram takes auto, off or an order from 1 to 9, not {text!r}")
+
+
 TRAINING = "训练 / training"  # the argument group of `zhrnn train --help` (the text options: TEXT)
 
 
@@ -129,6 +137,12 @@ class TrainConfig:
     patience: int | None = option(  # 0 or None: never stop early
         None, type=int, flags="--patience", low=0, metavar="N", group=TRAINING, resumable=True,
         zh="连续 N 次验证没有更好就停止", en="stop after N evaluations in a row without a new best")
+    # the counts (counts.py): a Kneser-Ney model of the training split, mixed into every probability
+    ngram: str = option(
+        "auto", flags="--ngram", parse=parse_ngram, metavar="auto|off|N", group=TRAINING,
+        zh="把训练文本的 n-gram 计数 (Kneser-Ney) 混入模型的每个概率: auto 为 5 阶 (词级 3 阶), off 不用, 或给阶数 N",
+        en="mix Kneser-Ney n-gram counts of the training text into every probability the model gives: auto "
+           "(order 5; 3 at word level), off, or an order N")
     eval_tokens: int = option(100_000, low=1, resumable=True,
                               en="the most validation tokens read per evaluation (default 100,000)")
     # the text and its vocabulary (with CorpusConfig's options in the same group)
@@ -157,9 +171,17 @@ class TrainConfig:
     def __post_init__(self):
         if self.time_budget is not None:  # '30m' from zhrnn.train, in seconds
             object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
+        object.__setattr__(self, "ngram", parse_ngram(self.ngram))  # 3 from zhrnn.train is '3'
         check_options(self)  # each field in its declared range
         if self.time_budget is not None and self.iters is not None:
             raise ConfigError("give --iter (steps) or --time (a budget), not both")
+
+    @property
+    def ngram_order(self) -> int | None:
+        """The order of the counts mixed in (None: --ngram off)."""
+        if self.ngram == "off":
+            return None
+        return {"char": 5, "word": 3}[self.level] if self.ngram == "auto" else int(self.ngram)
 
 
 # Options that can change when a run is resumed (declared resumable); everything else is fixed by the checkpoint.
@@ -233,6 +255,7 @@ class Resume:
     schedule: Schedule  # the learning-rate schedule it trained by (saved_schedule)
     elapsed: float = 0.0  # seconds trained so far, what a --time budget counts
     hidden: object = None  # a stateful run's carried state ((L, B, H), or a pair for LSTM), or None
+    counts: dict | None = None  # the counts and their weights (Counts.state_dict and "weights"), or None
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> "Resume":
@@ -241,7 +264,7 @@ class Resume:
         best = state.get("best") if state.get("eval_protocol") == EVAL_PROTOCOL else None
         return cls(Tokenizer.from_dict(state["tokenizer"]), state["model"], state["optimizer"], state.get("scaler"),
                    state["rng"], int(state["step"]), best, state["corpus"]["fingerprint"], saved_schedule(state),
-                   float(state.get("elapsed", 0.0)), state.get("hidden"))
+                   float(state.get("elapsed", 0.0)), state.get("hidden"), state.get("counts"))
 
 
 @dataclass

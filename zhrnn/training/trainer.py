@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import signal
 import threading
 import time
@@ -26,17 +25,19 @@ from typing import Callable
 import torch
 
 from .. import checkpoint
+from ..counts import Counts, Mixed
 from . import rundir
-from .batches import EVAL_PROTOCOL, Batches, eval_streams
+from .batches import EVAL_PROTOCOL, Batches
 from .distributed import Dist
 from .encoded import Encoded
 from .loop import Budget, Speed, Sync
 from .plan import TrainConfig
 from .schedule import RATE_MEASURED, Schedule, budget_steps
 from .split import Split
+from .validation import Evaluation, Validation
 from ..errors import ZhrnnError
 from ..generation import SampleConfig, sample
-from ..model import CharRNN, evaluating, map_hidden
+from ..model import CharRNN, map_hidden
 from ..text.pipeline import CorpusConfig
 
 log = logging.getLogger(__name__)
@@ -51,22 +52,6 @@ class TrainResult:
     val_bpc: float | None = None
     interrupted: bool = False
     early_stopped: bool = False  # --patience ran out
-
-
-@torch.no_grad()
-def target_nats(model: CharRNN, rows: torch.Tensor, seq_length: int, autocast=contextlib.nullcontext) -> torch.Tensor:
-    """Nats of each target of rows (s, L+1) (eval_streams), read seq_length tokens at a time with
-    the hidden state carried: (s, L), float64. How the rows are cut into chunks does not change it."""
-    if not rows.size(0):  # a process with no row of its own (more processes than rows)
-        return rows.new_zeros(0, rows.size(1) - 1, dtype=torch.float64)
-    hidden, out = None, []
-    with evaluating(model):
-        for begin in range(0, rows.size(1) - 1, seq_length):
-            y = rows[:, begin + 1 : begin + seq_length + 1]  # (s, t)
-            with autocast():
-                nats, hidden = model(rows[:, begin : begin + y.size(1)], hidden, targets=y)  # (s*t,)
-            out.append(nats.double().view(y.shape))  # (s, t)
-    return torch.cat(out, 1)
 
 
 @contextlib.contextmanager
@@ -100,12 +85,13 @@ class Trainer:
                  text: Encoded, split: Split, model: CharRNN, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, batches: Batches, device: torch.device, amp: torch.dtype | None,
                  run_dir: Path, dist: Dist, step: int = 0, best: dict | None = None, elapsed: float = 0.0,
-                 hidden=None):
+                 hidden=None, counts: Counts | None = None, weights: torch.Tensor | None = None):
         """schedule: the rate of every step, and the end of the run; net: what trains (model, or
         its DDP wrapper under torchrun); step, best (the figures of the best evaluation: step,
         val_bpc, val_text_bpc, and evaluations since), elapsed (seconds trained) and hidden (a
         stateful run's carried state): where a resumed run stands (its model, optimizer and
-        random streams already restored)."""
+        random streams already restored); counts: the n-gram counts of the training split mixed
+        into the model's probabilities (None: --ngram off), with the mixture weights."""
         self.corpus_paths, self.corpus_cfg, self.cfg, self.dist = corpus_paths, corpus_cfg, cfg, dist
         self.schedule = schedule
         self.tokenizer, self.corpus, self.cached, self.layout = text.tokenizer, text.info, text.cached, text.layout
@@ -114,12 +100,16 @@ class Trainer:
         self.model, self.net, self.optimizer, self.scaler, self.batches = model, net, optimizer, scaler, batches
         self.model_cfg = model.config  # output and cutoffs made concrete: what the checkpoint keeps
         self.device, self.amp = device, amp
-        self.char_len = torch.from_numpy(self.tokenizer.char_lengths()).to(device)  # (V,)
-        self.text_len = torch.from_numpy(self.tokenizer.text_lengths()).to(device)  # (V,)
         self.step, self.best, self.elapsed, self.hidden = step, best, elapsed, hidden
         self.first_step, self.rate_since = step, None  # where this process began; measure_rate's start
         self.run_dir = run_dir
         self.ckpt_path = run_dir / checkpoint.FILENAME
+        self.counts = counts
+        self._unwritable: set[str] = set()  # the run's record files that could not be written (said once)
+        self.weights = weights if weights is not None or counts is None else torch.full((counts.order,), 0.5,
+                                                                                          dtype=torch.float64)
+        self.validation = None if split.val is None else Validation(split.val, cfg.seq_length, cfg.eval_tokens,
+                                                                    self.tokenizer, device, dist, counts)
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -146,7 +136,8 @@ class Trainer:
             "elapsed": self.elapsed,
             # one process's carried state resumes exactly; several processes' states restart from zero
             "hidden": None if self.dist.world > 1 else map_hidden(self.hidden, lambda h: h.float()),
-            "best": self.best,  # best.pt's figures; chosen by val_text_bpc
+            "counts": None if self.counts is None else {**self.counts.state_dict(), "weights": self.weights.cpu()},
+            "best": self.best,  # best.pt's figures; chosen by the mixture's val_text_bpc, or the network's
             "best_val_bpc": self.best and self.best["val_bpc"],
             "eval_protocol": EVAL_PROTOCOL,
             "optimizer": self.optimizer.state_dict(),
@@ -177,13 +168,16 @@ class Trainer:
             checkpoint.save(self.state(), self.ckpt_path)
         return self.ckpt_path
 
-    def improved(self, val: float | None, text_val: float | None) -> bool:
-        """Whether this evaluation is the best of the run (by bits per text character, the
-        headline figure), counting the evaluations since the best for --patience."""
-        if text_val is None:
+    def improved(self, ev: Evaluation | None) -> bool:
+        """Whether this evaluation is the best of the run (by bits per text character of what the
+        checkpoint gives: the mixture where there are counts), counting the evaluations since the
+        best for --patience."""
+        if ev is None:
             return False
-        if self.best is None or text_val < self.best["val_text_bpc"]:
-            self.best = {"step": self.step, "val_bpc": val, "val_text_bpc": text_val, "evals_since": 0}
+        if self.best is None or ev.headline < self.best.get("mix_val_text_bpc", self.best["val_text_bpc"]):
+            self.best = {"step": self.step, "val_bpc": ev.val, "val_text_bpc": ev.text_val, "evals_since": 0}
+            if ev.mix_text_val is not None:
+                self.best.update(mix_val_bpc=ev.mix_val, mix_val_text_bpc=ev.mix_text_val)
             return True
         self.best["evals_since"] += 1
         return False
@@ -222,53 +216,58 @@ class Trainer:
         self.step += 1
         return loss.detach()
 
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float] | None:
-        """Validation bits per character (per character also at word level), the hidden state
-        carried along each stream (eval_streams), two ways: over every target but context labels
-        (markers and line breaks included: val_bpc, as logged from the start), and over the text's
-        characters alone (markers, line breaks and labels excluded: val_text_bpc)."""
-        if self.split.val is None:
+    def evaluate(self) -> Evaluation | None:
+        """The run's figures on its held-out streams (validation.Validation); with counts, their
+        weights in the mixture are fitted anew (self.weights)."""
+        if self.validation is None:
             return None
-        rows = eval_streams(self.split.val, self.cfg.seq_length, self.cfg.eval_tokens,
-                            rank=self.dist.rank, world=self.dist.world).to(self.device)  # (s, L+1)
-        nats = target_nats(self.model, rows, self.cfg.seq_length, self._autocast)  # (s, L)
-        targets = rows[:, 1:]  # (s, L)
-        totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # nats, characters: all, text
-        # a label token is not text: its prediction is not counted (so BPC compares with unlabelled runs)
-        for i, lengths in enumerate((self.char_len, self.text_len)):
-            length = lengths[targets]  # (s, L) characters each target stands for
-            totals[2 * i] += (nats * (length > 0)).sum()
-            totals[2 * i + 1] += length.sum()
-        nats, chars, text_nats, text_chars = self.dist.all_sum(totals).tolist()
-        return nats / chars / math.log(2), text_nats / max(text_chars, 1) / math.log(2)
+        ev, weights = self.validation(self.model, self._autocast)
+        if weights is not None:
+            self.weights = weights
+        return ev
 
     def sample(self) -> str:
         cfg = SampleConfig(length=self.cfg.sample_len, temperature=self.cfg.sample_temperature,
                            seed=(self.cfg.seed + self.step) % 2**63)  # its own generator: training RNG untouched
-        return sample(self.model, self.tokenizer, self.cfg.start, cfg, device=self.device, layout=self.layout)[0]
+        model = self.model if self.counts is None else Mixed(self.model, self.counts, self.weights)
+        return sample(model, self.tokenizer, self.cfg.start, cfg, device=self.device, layout=self.layout)[0]
 
     def checkpoint_and_sample(self, train_loss: float, speed: float) -> dict:
         """Every process evaluates its share; rank 0 alone saves, samples and logs."""
-        val, text_val = self.evaluate() or (None, None)
-        best = self.improved(val, text_val)
+        ev = self.evaluate()
+        best = self.improved(ev)
+        val, text_val = (None, None) if ev is None else (ev.val, ev.text_val)
         self.save()
         if best and self.dist.main:  # best.pt: the same file, kept when ckpt.pt moves on
             checkpoint.keep(self.ckpt_path, self.run_dir / checkpoint.BEST)
         record = {"step": self.step, "train_loss": round(train_loss, 5), "val_bpc": None if val is None else round(val, 5),
                   "val_text_bpc": None if text_val is None else round(text_val, 5),
+                  **({} if ev is None or ev.mix_val is None else {
+                      "mix_val_bpc": round(ev.mix_val, 5), "mix_val_text_bpc": round(ev.mix_text_val, 5),
+                      "mix_weights": [round(w, 4) for w in self.weights.tolist()]}),
                   "lr": self.schedule.rate(self.step - 1, self.elapsed), "chars_per_s": round(speed),
                   "elapsed": round(self.elapsed, 1), "time": time.time()}
         if not self.dist.main:
             return record
         text = self.sample()
-        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
-            bpc = "" if val is None else f", val {val:.3f} bpc"
-            f.write(f"=== step {self.step}{bpc} ===\n{text}\n\n")
+        bpc = "" if val is None else f", val {val:.3f} bpc"
+        self._append("log.jsonl", json.dumps(record, ensure_ascii=False) + "\n")
+        self._append("samples.txt", f"=== step {self.step}{bpc} ===\n{text}\n\n")
         record["sample"] = text
         return record
+
+    def _append(self, name: str, line: str) -> None:
+        """Add to the run's log or samples. These are a record, not the run: a write that fails
+        (a full disk, a file made read-only) is said once and training goes on; the checkpoint,
+        saved first, stops the run if it cannot be written."""
+        try:
+            with open(self.run_dir / name, "a", encoding="utf-8") as f:
+                f.write(line)
+        except OSError as e:
+            if name not in self._unwritable:
+                log.warning("cannot write %s (%s); training goes on, and the checkpoints are kept",
+                            self.run_dir / name, e.strerror or e)
+                self._unwritable.add(name)
 
     def run(self, progress: bool = True, on_save: Callable[[dict], None] | None = None,
             stop: threading.Event | None = None) -> TrainResult:
@@ -360,7 +359,7 @@ class Trainer:
             result.early_stopped = True
             log.info("no better validation in %d evaluations (--patience): stopped at step %d; the best, step %d "
                      "(%.3f bits per text character), is %s", self.cfg.patience, self.step, self.best["step"],
-                     self.best["val_text_bpc"], self.run_dir / checkpoint.BEST)
+                     self.best.get("mix_val_text_bpc", self.best["val_text_bpc"]), self.run_dir / checkpoint.BEST)
         result.step = self.step
         return result
 

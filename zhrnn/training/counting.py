@@ -1,0 +1,58 @@
+"""Counts for a model that was trained without them (the shipped models, runs from before the
+counts, runs with --ngram off): its text encoded with its own vocabulary and options, split as
+its run split it, the training part counted and the mixture's weights fitted on the held-out
+streams, exactly as a run does (build.make_counts, validation.Validation).
+
+    zhrnn export pretrained/唐诗.pt --counts 唐诗.txt -o pretrained/唐诗.pt
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .encoded import encode_corpus
+from .plan import TrainConfig
+from .split import split_ids
+from .validation import Evaluation, Validation
+from ..counts import Counts
+from ..errors import ConfigError, CorpusError
+from ..model import CharRNN, ModelConfig
+from ..text.pipeline import CorpusConfig
+from ..text.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def add_counts(state: dict, paths: list[str], ngram: str = "auto", cache: str | None = None) -> Evaluation:
+    """Count the training split of the text a checkpoint state was trained on and put the counts
+    (with their weights) into the state. Returns the figures on the held-out streams."""
+    import torch
+
+    cfg = TrainConfig.from_dict({**state["train_config"], "ngram": ngram})
+    if cfg.ngram_order is None:
+        raise ConfigError("--ngram off: no counts to add")
+    tokenizer = Tokenizer.from_dict(state["tokenizer"])
+    text = encode_corpus(paths, CorpusConfig(**state.get("corpus_config", {})), cfg.level, cfg.min_count,
+                         cfg.max_vocab, lambda built, info: tokenizer, labels=tokenizer.labels, cache=cache)
+    unknown = float((np.asarray(text.ids) == tokenizer.unk_id).mean())
+    if unknown > 0.01:
+        raise CorpusError(f"{unknown:.0%} of the text is not in the model's vocabulary: is it the text the model "
+                          "was trained on (and its options, e.g. --convert)?")
+    if text.info.fingerprint != state.get("corpus", {}).get("fingerprint"):
+        log.warning("this is not the text the model was trained on (or not read the same way): its held-out part "
+                    "differs from the run's, and the figures may count text the network trained on")
+    split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, tokenizer)  # the method the run used
+    if split.val is None:
+        raise CorpusError("the text is too short to hold out a part to fit the counts' weights on")
+    began = time.perf_counter()
+    counts = Counts.build(split.train, len(tokenizer), cfg.ngram_order)
+    log.info("%d-gram counts of %s training tokens: %s entries in %.1f s", cfg.ngram_order, f"{len(split.train):,}",
+             f"{counts.num_entries():,}", time.perf_counter() - began)
+    model = CharRNN(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    ev, weights = Validation(split.val, cfg.seq_length, cfg.eval_tokens, tokenizer, torch.device("cpu"),
+                             counts=counts)(model)
+    state["counts"] = {**counts.state_dict(), "weights": weights}
+    return ev
