@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     corpus_cfg, cfg, model = CorpusConfig(convert=args.convert, labels=args.labels), TrainConfig(), None
     choose = lambda built, info: built  # noqa: E731 (the text's own vocabulary, as a new run builds it)
     if args.model:
-        model = TextModel.from_checkpoint(args.model)
+        model = TextModel.from_checkpoint(args.model, counts=False)  # the network alone, beside the counts
         corpus_cfg = CorpusConfig(**(model.info.get("corpus_config") or {}))
         cfg = TrainConfig.from_dict(model.info.get("train_config") or {})
         choose = lambda built, info: model.tokenizer  # noqa: E731 (the model's vocabulary, as a resumed run keeps it)

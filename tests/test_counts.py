@@ -56,8 +56,8 @@ def test_the_arrays_give_the_reference_kneser_ney():
 def test_every_distribution_sums_to_one_even_pruned_and_after_unseen_tokens():
     ids, V = _stream(20_000, vocab=300), 320
     sizes = []
-    for max_entries in (10**9, 3_000):  # whole, and pruned as hard as it goes
-        counts = Counts.build(ids, V, order=5, max_entries=max_entries)
+    for max_bytes in (10**9, 3_000):  # whole, and pruned as hard as it goes
+        counts = Counts.build(ids, V, order=5, max_bytes=max_bytes)
         sizes.append(counts.num_entries())
         history = np.random.default_rng(2).integers(-1, V, (200, 4))  # unseen ids 300..319, and none (-1)
         history[:100] = np.stack([ids[i : i + 4] for i in range(0, 10_000, 100)])

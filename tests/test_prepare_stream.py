@@ -197,3 +197,17 @@ def test_no_chunk_holds_the_whole_text(tmp_path, tiny_chunks, monkeypatch):
     monkeypatch.setattr(PreparedText, "chunks", measured)
     data = encode_corpus([write_corpus(tmp_path / "text")], CorpusConfig(), "char", 1, None, keep, cache=tmp_path / "c")
     assert sum(sizes) == data.info.chars and max(sizes) < 100  # a line or two at a time
+
+
+def test_a_line_past_the_longest_is_cut_at_sentence_ends_wherever_the_pieces_fall(caplog):
+    from zhrnn.text.pipeline import cut_at_lines
+
+    text = "短行。\n" + "这是一句。" * 100 + "\n尾巴" + "又一句话。" * 30
+    for at in (3, 37, 200, len(text) - 5):  # the long line starts, runs over, or ends inside a piece
+        with caplog.at_level(logging.WARNING):
+            out = "".join(cut_at_lines([text[:at], text[at:]], longest=40))
+        assert out.replace("\n", "") == text.replace("\n", "")  # only line breaks added
+        assert max(len(line) for line in out.split("\n")) <= 40
+        assert all(line.endswith("。") for line in out.split("\n")[1:-1] if len(line) > 30)  # at sentence ends
+    assert caplog.text.count("is cut at sentence ends") == 4  # once a text
+    assert "".join(cut_at_lines(["a\nb", "c\n", "d"], longest=40)) == "a\nbc\nd"  # short lines: as they were

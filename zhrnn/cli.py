@@ -124,6 +124,9 @@ def _export_parser(sub) -> None:
                         "n-gram counts to a model trained without them: the text it was trained on (read with its "
                         "options, split as its run split it)")
     p.add_argument("--ngram", default="auto", metavar="auto|N", help="计数的阶数 / the order of the counts (default auto)")
+    p.add_argument("--counts-mb", type=float, default=None, metavar="MB",
+                   help="计数最多占多少 MB (超过时按出现次数剪枝; 默认 48) / prune the counts to at most this many MB "
+                        "(default 48)")
     p.add_argument("--cache-dir", help="编码后文本的缓存目录 / cache of encoded text")
     p.set_defaults(func=cmd_export)
 
@@ -370,7 +373,7 @@ def cmd_export(args) -> int:
     def counted(state: dict) -> None:
         from .training.counting import add_counts
 
-        ev = add_counts(state, args.counts, args.ngram, args.cache_dir)
+        ev = add_counts(state, args.counts, args.ngram, args.cache_dir, args.counts_mb)
         log.info("held-out bits per text character: %.3f the network, %.3f with the counts (weights %s)",
                  ev.text_val, ev.mix_text_val, ", ".join(f"{w:.3f}" for w in state["counts"]["weights"].tolist()))
 

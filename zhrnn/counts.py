@@ -34,9 +34,10 @@ import torch.nn as nn
 from .errors import CheckpointError
 from .model import CharRNN
 
-# Counts bigger than this are pruned: (min_context, min_count) tried in order until they fit.
-# An entry is 8 bytes (token, probability), so the default keeps a run's checkpoint under ~40 MB.
-MAX_ENTRIES = 5_000_000
+# Counts bigger than this as saved are pruned: (min_context, min_count) tried in order until they
+# fit. An entry takes 6 bytes (token, probability), a context 12 (key, offset).
+MAX_BYTES = 48_000_000
+COUNTED_TOKENS = 30_000_000  # --ngram auto counts at most this many training tokens (memory: ~50 bytes each)
 PRUNING = ((1, 1), (2, 1), (2, 2), (3, 2), (4, 3), (8, 4), (16, 8), (64, 32))
 WEIGHT_ITERATIONS = 50  # EM steps that fit the mixture weights
 MIN_FITTED = 50  # a context length with fewer held-out targets takes the weight fitted on all
@@ -59,7 +60,7 @@ def _discounts(counts: np.ndarray) -> tuple[float, float, float]:
     y = n[0] / (n[0] + 2 * n[1]) if n[0] and n[1] else 0.5
     d = (1 - 2 * y * n[1] / n[0] if n[0] else 0.5, 2 - 3 * y * n[2] / n[1] if n[1] else 1.0,
          3 - 4 * y * n[3] / n[2] if n[2] else 1.5)
-    return tuple(max(x, 0.0) for x in d)
+    return tuple(max(x, 0.01) for x in d)  # above zero: the backoff (at the end, to every token) keeps some mass
 
 
 def _level(context: np.ndarray, token: np.ndarray, count: np.ndarray, keys: np.ndarray,
@@ -70,12 +71,18 @@ def _level(context: np.ndarray, token: np.ndarray, count: np.ndarray, keys: np.n
     d = np.where(count >= 3, discounts[2], np.where(count == 2, discounts[1], discounts[0]))
     values = np.maximum(count - d, 0) / total[context]
     keep = count >= min_count
-    context, token, values = context[keep], token[keep], values[keep]
-    kept = np.bincount(context, weights=values, minlength=n_contexts)
+    token, values = token[keep], values[keep].astype(np.float32)
     offsets = np.zeros(n_contexts + 1, dtype=np.int64)
-    np.cumsum(np.bincount(context, minlength=n_contexts), out=offsets[1:])
-    return Level(keys, offsets, np.clip(1 - kept, 0, 1).astype(np.float32), token.astype(np.int32),
-                 values.astype(np.float32))
+    np.cumsum(np.bincount(context[keep], minlength=n_contexts), out=offsets[1:])
+    return Level(keys, offsets, _backoff(offsets, values), token.astype(np.int32), values)
+
+
+def _backoff(offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each context's backoff weight: one minus the probability its own entries hold, so that
+    its distribution sums to one (also where pruning took entries away)."""
+    contexts = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    kept = np.bincount(contexts, weights=values, minlength=len(offsets) - 1)
+    return np.clip(1 - kept, 0, 1).astype(np.float32)
 
 
 def _pack(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int, min_context: int,
@@ -127,60 +134,71 @@ class Counts:
         self._unigram = np.full(vocab_size, levels[0].gamma[0] / vocab_size, dtype=np.float32)  # (V,)
         self._unigram[levels[0].tokens] += levels[0].values
 
-    @staticmethod
-    def _to_torch(level: Level) -> dict[str, torch.Tensor]:
-        return {k: torch.as_tensor(getattr(level, k)) for k in ("keys", "offsets", "gamma", "tokens", "values")}
-
     @classmethod
-    def build(cls, ids: np.ndarray, vocab_size: int, order: int = 5, max_entries: int = MAX_ENTRIES) -> "Counts":
-        """Count ids (the training split's token ids). When the counts would hold more than
-        max_entries (token, probability) entries, rare long contexts and then rare entries are
-        pruned (PRUNING, in order) until they fit."""
+    def build(cls, ids: np.ndarray, vocab_size: int, order: int = 5, max_bytes: int = MAX_BYTES) -> "Counts":
+        """Count ids (the training split's token ids). When the counts would take more than
+        max_bytes as saved, rare long contexts and then rare entries are pruned (PRUNING, in
+        order) until they fit."""
         ids = np.asarray(ids, dtype=np.int64)
         n, V = len(ids), vocab_size
-        # ctx[m][t]: the id of the m tokens before position t (t >= m), keyed on its one shorter suffix
-        ctx, keys, seen = [np.zeros(n, dtype=np.int64)], [np.zeros(1, dtype=np.int64)], [np.array([n])]
+        order = max(1, min(order, n))  # a text shorter than the order has no longer contexts
+        # ctx[t]: the id of the m tokens before position t (t >= m), keyed on its one shorter suffix;
+        # one level at a time, the previous freed once the next is built (memory: two of them)
+        ctx, keys, seen = np.zeros(n, dtype=np.int64), [np.zeros(1, dtype=np.int64)], [np.array([n])]
+        entries: list = [None] * order  # (context, token) pairs and counts of each level
         for m in range(1, order):
-            key = ctx[m - 1][m:] * V + ids[: n - m]  # for t >= m: suffix id, then the oldest token ids[t - m]
+            key = ctx[m:] * V + ids[: n - m]  # for t >= m: suffix id, then the oldest token ids[t - m]
             uniq, inverse, times = np.unique(key, return_inverse=True, return_counts=True)
-            ctx.append(np.concatenate([np.full(m, -1, dtype=np.int64), inverse.reshape(-1)]))
+            ctx = np.concatenate([np.full(m, -1, dtype=np.int64), inverse.reshape(-1)])
             keys.append(uniq)
             seen.append(times)
-        # (context, token) pairs and counts of each level: occurrences at the longest, continuation counts below
-        entries = [None] * order
-        pairs = np.unique(ctx[order - 1][order - 1:] * V + ids[order - 1:], return_counts=True)
-        entries[order - 1] = pairs
-        for m in range(order - 2, -1, -1):
-            longer = pairs[0] if m == order - 2 else np.unique(ctx[m + 1][m + 1:] * V + ids[m + 1:])
-            suffix = keys[m + 1][longer // V] // V  # each (longer context, token) type counts once for its suffix
-            pairs = np.unique(suffix * V + longer % V, return_counts=True)
-            entries[m] = pairs
+            # the level below counts each (context of length m, token) type once for its suffix
+            pairs, count = np.unique(ctx[m:] * V + ids[m:], return_counts=True)
+            suffix = keys[m][pairs // V] // V
+            entries[m - 1] = np.unique(suffix * V + pairs % V, return_counts=True)
+        # the longest level: occurrences
+        entries[order - 1] = (pairs, count) if order > 1 else np.unique(ids, return_counts=True)
         del ctx
         for min_context, min_count in PRUNING:
             counts = cls(order, V, _pack(keys, seen, entries, V, min_context, min_count))
-            if counts.num_entries() <= max_entries:
+            if counts.saved_bytes() <= max_bytes:
                 break
         return counts
 
     # ---- saving -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"order": self.order, "vocab_size": self.vocab_size,
-                "levels": [self._to_torch(level) for level in self.levels]}
+        """As saved: tokens in 16 bits where the vocabulary allows, offsets in 32 where they fit, the
+        backoff weights left out (loading computes them again from the probabilities, as building
+        did). (bfloat16 probabilities would halve the entries, but moved the backoff weights, one
+        minus a sum of them, by up to a tenth.)"""
+        levels = []
+        for level in self.levels:
+            levels.append({
+                "keys": torch.from_numpy(level.keys),
+                "offsets": torch.from_numpy(level.offsets.astype(np.int32 if level.offsets[-1] < 2**31 else np.int64)),
+                "tokens": torch.from_numpy(level.tokens.astype(np.int16 if self.vocab_size < 2**15 else np.int32)),
+                "values": torch.from_numpy(level.values)})
+        return {"order": self.order, "vocab_size": self.vocab_size, "levels": levels}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "Counts":
         try:
-            levels = [Level(**{k: t.numpy() for k, t in level.items()}) for level in state["levels"]]
+            levels = []
+            for level in state["levels"]:
+                offsets, values = level["offsets"].numpy().astype(np.int64), level["values"].float().numpy()
+                levels.append(Level(level["keys"].numpy().astype(np.int64), offsets, _backoff(offsets, values),
+                                    level["tokens"].numpy().astype(np.int32), values))
             counts = cls(int(state["order"]), int(state["vocab_size"]), levels)
-        except (KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
             raise CheckpointError(f"the checkpoint's counts are damaged ({type(e).__name__})") from None
         if len(levels) != counts.order:
             raise CheckpointError("the checkpoint's counts are damaged (levels do not match the order)")
         return counts
 
-    def grown(self, vocab_size: int) -> "Counts":
-        """The same counts over a larger vocabulary (new ids never seen: they share the uniform floor)."""
-        return Counts(self.order, vocab_size, self.levels) if vocab_size != self.vocab_size else self
+    def saved_bytes(self) -> int:
+        """The size of state_dict()'s arrays."""
+        token_bytes = 2 if self.vocab_size < 2**15 else 4
+        return sum(len(level.values) * (4 + token_bytes) + len(level.keys) * 12 for level in self.levels)
 
     def num_entries(self) -> int:
         return sum(len(level.values) for level in self.levels)
@@ -275,18 +293,26 @@ def fit_weights(p_net: torch.Tensor, p_counts: torch.Tensor, known: torch.Tensor
     """(order,) float64: the network's weight in the mixture for each length of the longest known
     context, fitted by EM to the targets given: P(target) under each, the length (any shape, the
     same), and which targets count (mask). all_sum adds a tensor over processes (torchrun). A
-    length with fewer than MIN_FITTED targets takes the weight fitted on all of them."""
+    length with fewer than MIN_FITTED targets takes the one weight fitted on all of them; with
+    no target at all, the weights are even."""
     a, b, k = p_net.double().flatten(), p_counts.double().flatten(), known.flatten()
     m = torch.ones_like(a) if mask is None else mask.flatten().double()
-    n = all_sum(torch.bincount(k, weights=m, minlength=order))  # (order,) targets of each length
-    pooled = n < MIN_FITTED
-    w = torch.full((order,), 0.5, dtype=torch.float64, device=a.device)
+    single, total = _em(a, b, torch.zeros_like(k), m, 1, all_sum)
+    if not total.sum():
+        return torch.full((order,), 0.5, dtype=torch.float64, device=a.device)
+    w, n = _em(a, b, k, m, order, all_sum)
+    return torch.where(n < MIN_FITTED, single, w).clamp(1e-4, 1 - 1e-4)
+
+
+def _em(a: torch.Tensor, b: torch.Tensor, bucket: torch.Tensor, m: torch.Tensor, buckets: int, all_sum):
+    """EM for one weight per bucket of p = w·a + (1 − w)·b: (weights, targets) of each bucket."""
+    n = all_sum(torch.bincount(bucket, weights=m, minlength=buckets))  # (buckets,)
+    w = torch.full((buckets,), 0.5, dtype=torch.float64, device=a.device)
     for _ in range(WEIGHT_ITERATIONS):
-        wk = w[k]
+        wk = w[bucket]
         share = wk * a / (wk * a + (1 - wk) * b).clamp(min=1e-300)  # the network's share of each target
-        s = all_sum(torch.bincount(k, weights=share * m, minlength=order))
-        w = torch.where(pooled, s.sum() / n.sum().clamp(min=1), s / n.clamp(min=1))
-    return w.clamp(1e-4, 1 - 1e-4)
+        w = all_sum(torch.bincount(bucket, weights=share * m, minlength=buckets)) / n.clamp(min=1)
+    return w, n
 
 
 def mixed_nats(p_net: torch.Tensor, p_counts: torch.Tensor, known: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -307,6 +333,7 @@ class Mixed(nn.Module):
         self.weights = torch.as_tensor(weights, dtype=torch.float64)  # (order,) the network's, by context length
         self.config = net.config
         self._weights = self.weights.numpy().astype(np.float32)
+        self.train(net.training)  # the mode of what it wraps (evaluating() restores the wrapper's)
 
     def _split(self, hidden):
         if hidden is None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from . import decoding, script
@@ -119,30 +121,51 @@ def cut_at_lines(pieces: Iterable[str], longest: int | None = None) -> Iterator[
     would be held whole (memory in proportion to the file)."""
     carry: list[str] = []  # a list, not a growing string: a long line is copied once, not per piece
     held, warned = 0, False
+
+    def bounded(text: str) -> str:
+        nonlocal warned
+        if longest is None or len(text) <= longest or not _long_line(longest).search(text):
+            return text
+        if not warned:
+            log.warning("a line longer than %s characters is cut at sentence ends (has the file lost its "
+                        "line breaks?)", f"{longest:,}")
+            warned = True
+        return "\n".join(_cut_line(line, longest) for line in text.split("\n"))
+
     for piece in pieces:
         cut = piece.rfind("\n") + 1
         if not cut:
             carry.append(piece)
             held += len(piece)
-            if longest is not None and held > longest:
-                line = "".join(carry)
-                while len(line) > longest:
-                    end = _sentence_end(line, longest)
-                    yield line[:end] + "\n"
-                    line = line[end:]
-                if not warned:
-                    log.warning("a line longer than %s characters is cut at sentence ends (has the file lost its "
-                                "line breaks?)", f"{longest:,}")
-                    warned = True
-                carry, held = [line], len(line)
+            if longest is not None and held > longest:  # a line still going: its finished part goes now
+                line = bounded("".join(carry))
+                end = line.rfind("\n") + 1
+                yield line[:end]
+                carry, held = [line[end:]], len(line) - end
             continue
         carry.append(piece[:cut])
-        yield "".join(carry)
+        yield bounded("".join(carry))
         carry = [piece[cut:]]
         held = len(carry[0])
-    rest = "".join(carry)
+    rest = bounded("".join(carry))
     if rest:
         yield rest
+
+
+@lru_cache(maxsize=4)
+def _long_line(longest: int) -> re.Pattern:
+    return re.compile(f"[^\n]{{{longest + 1}}}")
+
+
+def _cut_line(line: str, longest: int) -> str:
+    """A line no longer than longest as it is; a longer one with '\n' at sentence ends."""
+    parts = []
+    while len(line) > longest:
+        end = _sentence_end(line, longest)
+        parts.append(line[:end])
+        line = line[end:]
+    parts.append(line)
+    return "\n".join(parts)
 
 
 SENTENCE_ENDS = "。！？!?.…；;"

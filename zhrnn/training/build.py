@@ -18,7 +18,7 @@ from .finetune import grow_state
 from .plan import LOCAL, Resume, RunPlan, TrainConfig, new_schedule, plan_run
 from .split import Split, split_ids
 from .trainer import Trainer, TrainResult
-from ..counts import Counts
+from ..counts import COUNTED_TOKENS, Counts
 from ..generation.request import resolve_start
 from ..model import CharRNN, map_hidden
 
@@ -122,15 +122,15 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
 def make_counts(cfg: TrainConfig, resume: Resume | None, split: Split, vocab_size: int):
     """The counts mixed into the run's probabilities and their weights: a resumed run's own
     (counted from the same split), else counted now (every process counts the same), or none:
-    --ngram off, or auto with no held-out text to fit their weight on (a run resumed from before
-    the counts counts them now)."""
+    --ngram off (so a run from before the counts), or auto with no held-out text to fit their
+    weight on."""
     if resume is not None and resume.counts is not None:
         return Counts.from_state_dict(resume.counts), torch.as_tensor(resume.counts["weights"], dtype=torch.float64)
     order = cfg.ngram_order
     if order is None or (split.val is None and cfg.ngram == "auto"):
         return None, None
     began = time.perf_counter()
-    counts = Counts.build(split.train, vocab_size, order)
+    counts = Counts.build(split.train[:COUNTED_TOKENS], vocab_size, order)  # a huge text: its first 30 M tokens
     log.debug("%d-gram counts of the training text: %s entries in %.1f s (--ngram off to leave them out)", order,
              f"{counts.num_entries():,}", time.perf_counter() - began)
     return counts, None

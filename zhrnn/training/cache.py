@@ -59,9 +59,10 @@ def _check_path(path: Path) -> Path:
 
 
 def publish(path: Path, write: Callable[[object], None]) -> None:
-    """Write path whole (write(f) fills a temporary file beside it), then its check. An existing
-    file with the same content is kept, never written over: with the cache on a shared
-    filesystem, other machines may already map it; a different (damaged) one is replaced."""
+    """Write path whole (write(f) fills a temporary file beside it), its check first: a reader
+    that finds the file finds its check. An existing file with the same content is kept, never
+    written over (with the cache on a shared filesystem, other machines may already map it); a
+    different (damaged) one is replaced. Called with the entry's lock held (preparing)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -69,6 +70,7 @@ def publish(path: Path, write: Callable[[object], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         check = _digest(Path(tmp))
+        _write_check(path, check)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -78,6 +80,9 @@ def publish(path: Path, write: Callable[[object], None]) -> None:
             os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _write_check(path: Path, check: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -134,19 +139,29 @@ def preparing(entry: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _busy(entry: Path) -> bool:
-    """Whether a process is preparing the entry now."""
+@contextlib.contextmanager
+def _held(entry: Path):
+    """The entry's lock if no process holds it (True), else False at once."""
     try:
         import fcntl
-
-        with open(entry / LOCK, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
     except ImportError:
-        return False
+        yield True
+        return
+    try:
+        handle = open(entry / LOCK, "a+")
     except OSError:
-        return True
+        yield True  # no lock file to be had: nothing prepares there either
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -164,15 +179,22 @@ def entries(root: Path) -> list[Entry]:
     """The entries under root, the most recently used first."""
     found = []
     base = encoded_dir(root)
-    for entry in (p for p in base.iterdir() if p.is_dir()) if base.is_dir() else ():
+    for entry in (p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else ():
         try:
             meta = json.loads((entry / "corpus.json").read_text(encoding="utf-8"))
             state = "ready" if "tokens" in meta else "older"
         except (OSError, ValueError):
             meta, state = {}, "incomplete"
-        files = [p for p in entry.rglob("*") if p.is_file()]
-        size = sum(p.stat().st_size for p in files)
-        used = max([entry.stat().st_mtime] + [p.stat().st_mtime for p in files])
+        stats = []
+        for p in entry.rglob("*"):
+            with contextlib.suppress(OSError):  # a temporary file may go while it is listed
+                if p.is_file():
+                    stats.append(p.stat())
+        try:
+            used = max([entry.stat().st_mtime] + [st.st_mtime for st in stats])
+        except OSError:  # the entry itself went (cleared meanwhile)
+            continue
+        size = sum(st.st_size for st in stats)
         found.append(Entry(entry, list(meta.get("sources", [])), meta.get("tokens"), size, used, state))
     return sorted(found, key=lambda e: -e.used)
 
@@ -185,15 +207,23 @@ def touch(entry: Path) -> None:
 
 def clear(root: Path, older_than: float | None = None) -> tuple[int, int, int]:
     """Remove the entries (those unused for older_than seconds, if given) but those a process is
-    preparing now. Returns (entries removed, bytes freed, entries kept because busy)."""
+    preparing now: each is moved aside while its lock is held, then removed, so that no process
+    can start preparing it in between. Returns (entries removed, bytes freed, entries kept
+    because busy)."""
     removed = freed = busy = 0
     now = time.time()
     for entry in entries(root):
         if older_than is not None and now - entry.used < older_than:
             continue
-        if _busy(entry.path):
-            busy += 1
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
+        with _held(entry.path) as held:
+            if not held:
+                busy += 1
+                continue
+            aside = entry.path.with_name(f".removing-{entry.path.name}-{os.getpid()}")
+            try:
+                entry.path.rename(aside)
+            except OSError:
+                continue
+        shutil.rmtree(aside, ignore_errors=True)
         removed, freed = removed + 1, freed + entry.size
     return removed, freed, busy

@@ -16,7 +16,7 @@ from .encoded import encode_corpus
 from .plan import TrainConfig
 from .split import split_ids
 from .validation import Evaluation, Validation
-from ..counts import Counts
+from ..counts import COUNTED_TOKENS, MAX_BYTES, Counts
 from ..errors import ConfigError, CorpusError
 from ..model import CharRNN, ModelConfig
 from ..text.pipeline import CorpusConfig
@@ -25,7 +25,8 @@ from ..text.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 
-def add_counts(state: dict, paths: list[str], ngram: str = "auto", cache: str | None = None) -> Evaluation:
+def add_counts(state: dict, paths: list[str], ngram: str = "auto", cache: str | None = None,
+               max_mb: float | None = None) -> Evaluation:
     """Count the training split of the text a checkpoint state was trained on and put the counts
     (with their weights) into the state. Returns the figures on the held-out streams."""
     import torch
@@ -47,9 +48,11 @@ def add_counts(state: dict, paths: list[str], ngram: str = "auto", cache: str | 
     if split.val is None:
         raise CorpusError("the text is too short to hold out a part to fit the counts' weights on")
     began = time.perf_counter()
-    counts = Counts.build(split.train, len(tokenizer), cfg.ngram_order)
-    log.info("%d-gram counts of %s training tokens: %s entries in %.1f s", cfg.ngram_order, f"{len(split.train):,}",
-             f"{counts.num_entries():,}", time.perf_counter() - began)
+    counts = Counts.build(split.train[:COUNTED_TOKENS], len(tokenizer), cfg.ngram_order,
+                          MAX_BYTES if max_mb is None else int(max_mb * 1e6))
+    log.info("%d-gram counts of %s training tokens: %s entries, %.1f MB, in %.1f s", cfg.ngram_order,
+             f"{min(len(split.train), COUNTED_TOKENS):,}", f"{counts.num_entries():,}", counts.saved_bytes() / 1e6,
+             time.perf_counter() - began)
     model = CharRNN(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     ev, weights = Validation(split.val, cfg.seq_length, cfg.eval_tokens, tokenizer, torch.device("cpu"),

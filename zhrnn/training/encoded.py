@@ -145,32 +145,35 @@ class _Warnings(logging.Handler):
             logger.removeHandler(self)
 
 
-def _open_cached(entry: Path, choose: Choose) -> Encoded | None:
-    """The entry's ids in the vocabulary choose() picks, if the cache holds them whole; a damaged
-    file goes (cache.discard), and the text is prepared again."""
+def _open_cached(entry: Path, choose: Choose, locked: bool = False) -> Encoded | None:
+    """The entry's ids in the vocabulary choose() picks, if the cache holds them whole. With the
+    entry's lock held, a damaged file goes (cache.discard) and the text is prepared again;
+    without it, a file that is not whole may be one being written: not there yet."""
     meta_path = entry / "corpus.json"
     state = intact(meta_path)
     if not state:
-        if state is False:
+        if state is False and locked:
             discard(meta_path, "cut short or changed")
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         built, info = Tokenizer.from_dict(meta["tokenizer"]), CorpusInfo(**meta["info"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        discard(meta_path, type(e).__name__)
+        if locked:
+            discard(meta_path, type(e).__name__)
         return None
     tokenizer = choose(built, info)
     ids_path = entry / f"ids-{vocab_digest(tokenizer)}.npy"
     state = intact(ids_path)
     if not state:
-        if state is False:
+        if state is False and locked:
             discard(ids_path, "cut short or changed")
         return None
     try:
         ids = np.load(ids_path, mmap_mode="r")
     except (OSError, ValueError, EOFError) as e:
-        discard(ids_path, type(e).__name__)
+        if locked:
+            discard(ids_path, type(e).__name__)
         return None
     for message in meta.get("warnings", []):
         log.warning("%s", message)
@@ -312,17 +315,27 @@ def _unwritable(entry: Path, e: OSError) -> ConfigError:
                        "torchrun training share it from there: choose a writable --cache-dir")
 
 
-def _workspace(entry: Path, shared: bool) -> tuple[tempfile.TemporaryDirectory, OSError | None]:
-    """Where the temporary files go (removed when done, or on failure): inside the entry, so that
-    they share its filesystem; else in the system's temporary directory, with the error that
-    keeps the entry from being written."""
+def _writable(entry: Path, shared: bool) -> OSError | None:
+    """None when the entry can be made; else the error that keeps it from being written (a
+    torchrun training, whose processes share the entry, fails on it before minutes of preparing)."""
     try:
         entry.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryDirectory(prefix=".prepare-", dir=entry, ignore_cleanup_errors=True), None
+        return None
     except OSError as e:
-        if shared:  # fail before minutes of preparing, not after
+        if shared:
             raise _unwritable(entry, e) from None
-        return tempfile.TemporaryDirectory(prefix="zhrnn-prepare-", ignore_cleanup_errors=True), e
+        return e
+
+
+def _workspace(entry: Path, unwritable: OSError | None) -> tempfile.TemporaryDirectory:
+    """Where the temporary files go (removed when done, or on failure): inside the entry, so that
+    they share its filesystem; else in the system's temporary directory."""
+    if unwritable is None:
+        try:
+            return tempfile.TemporaryDirectory(prefix=".prepare-", dir=entry, ignore_cleanup_errors=True)
+        except OSError:
+            pass
+    return tempfile.TemporaryDirectory(prefix="zhrnn-prepare-", ignore_cleanup_errors=True)
 
 
 def _count(corpus: PreparedText, level: str, provisional: Path) -> _CharCounts | _WordCounts:
@@ -346,12 +359,12 @@ def encode_corpus(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, m
     if found is not None:
         log.debug("encoded text from the cache %s", entry)
         return found
-    workspace, unwritable = _workspace(entry, shared)
+    unwritable = _writable(entry, shared)
     with preparing(entry) if unwritable is None else contextlib.nullcontext():
-        if unwritable is None and (found := _open_cached(entry, choose)) is not None:
+        if unwritable is None and (found := _open_cached(entry, choose, locked=True)) is not None:
             return found  # another process prepared it while this one waited
-        return _prepare(paths, corpus_cfg, level, min_count, max_vocab, choose, labels, entry, workspace, unwritable,
-                        shared)
+        return _prepare(paths, corpus_cfg, level, min_count, max_vocab, choose, labels, entry, _workspace(entry, unwritable),
+                        unwritable, shared)
 
 
 def _prepare(paths, corpus_cfg: CorpusConfig, level: str, min_count: int, max_vocab: int | None, choose: Choose,

@@ -164,9 +164,9 @@ class TrainConfig:
         of their text, and go on doing so; runs from before --time had a number of steps, and
         runs from before --stateful trained on random windows (still the default). Runs from
         before the Schedule was saved kept a resume's schedule_from here too: saved_schedule
-        reads it."""
+        reads it. Runs from before the counts go on without them (zhrnn export --counts adds them)."""
         d = {k: v for k, v in d.items() if k != "schedule_from"}
-        return cls(**{"split": "tail", "iters": 1000, "stateful": False, "learning_rate": 2e-3, **d})
+        return cls(**{"split": "tail", "iters": 1000, "stateful": False, "learning_rate": 2e-3, "ngram": "off", **d})
 
     def __post_init__(self):
         if self.time_budget is not None:  # '30m' from zhrnn.train, in seconds

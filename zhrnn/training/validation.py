@@ -12,7 +12,7 @@ import torch
 
 from .batches import eval_streams
 from .distributed import Dist
-from ..counts import Counts, fit_weights, histories, mixed_nats
+from ..counts import MIN_FITTED, Counts, fit_weights, histories, mixed_nats
 from ..model import CharRNN, evaluating
 from ..text.tokenizer import Tokenizer
 
@@ -91,7 +91,8 @@ class Validation:
 
     def _mixture(self, nats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Nats (s, L) of the targets under the mixture, each half of the streams (by their global
-        index) scored with the weights fitted on the other, and the weights fitted on all."""
+        index) scored with the weights fitted on the other (where each half has targets enough;
+        else all with the weights of all), and the weights fitted on all."""
         rows, order, all_sum = self.rows, self.counts.order, self.dist.all_sum
         if self._counted is None:
             hist = histories(rows[:, :-1], order)  # (s, L, order-1)
@@ -102,7 +103,11 @@ class Validation:
         p_net, counted = torch.exp(-nats), self.char_len[rows[:, 1:]] > 0  # (s, L)
         index = self.dist.rank + self.dist.world * torch.arange(rows.size(0), device=self.device)
         odd = (index % 2 == 1)[:, None].expand_as(nats)  # (s, L)
+        weights = fit_weights(p_net, p_counts, known, order, counted, all_sum)
+        halves = all_sum(torch.stack([(counted & odd).sum(), (counted & ~odd).sum()]).double())
+        if halves.min() < MIN_FITTED:  # one stream (a short held-out part): no half to fit the other on
+            return mixed_nats(p_net, p_counts, known, weights), weights.cpu()
         w_odd = fit_weights(p_net, p_counts, known, order, counted & odd, all_sum)
         w_even = fit_weights(p_net, p_counts, known, order, counted & ~odd, all_sum)
         mixed = torch.where(odd, mixed_nats(p_net, p_counts, known, w_even), mixed_nats(p_net, p_counts, known, w_odd))
-        return mixed, fit_weights(p_net, p_counts, known, order, counted, all_sum).cpu()
+        return mixed, weights.cpu()
