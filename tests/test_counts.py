@@ -162,10 +162,13 @@ def test_export_adds_counts_to_a_model_trained_without_them(tmp_path):
     corpus.write_text(POEMS * 20, encoding="utf-8")
     result = train(corpus, progress=False, out_dir=str(tmp_path / "run"), ngram="off", **COUNTED)
     out = tmp_path / "counted.pt"
-    assert cli_main(["export", str(result.run_dir), "-o", str(out), "--counts", str(corpus)]) == 0
+    assert cli_main(["export", str(result.run_dir), "-o", str(out), "--counts", str(corpus),
+                     "--credits", "唐诗选 (公有领域)"]) == 0
     state = checkpoint.load(out)
     assert state["counts"]["order"] == 5 and len(state["counts"]["weights"]) == 5
-    assert isinstance(zhrnn.load(out).model, Mixed)
+    loaded = zhrnn.load(out)
+    assert isinstance(loaded.model, Mixed) and loaded.info["credits"] == "唐诗选 (公有领域)"
+    assert isinstance(zhrnn.load(out, counts=False).model, CharRNN)  # zhrnn sample --no-counts
 
 
 def test_histories_are_the_tokens_before_each_next_one():

@@ -50,7 +50,8 @@ class TextModel:
             model.load_state_dict(state["model"])
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
-        info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config")}
+        info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config",
+                                          "credits")}
         model = quantize_int8(model) if int8 else model.to(device)
         if state.get("counts") is not None and counts:  # every probability it gives mixes them in
             model = Mixed(model, Counts.from_state_dict(state["counts"]), state["counts"]["weights"])
@@ -81,15 +82,17 @@ class TextModel:
         return self.generate_many(1, start, length, **options)[0]
 
 
-def load(path=None, device: str | torch.device = "cpu", int8: bool = False, last: bool = False) -> TextModel:
+def load(path=None, device: str | torch.device = "cpu", int8: bool = False, last: bool = False,
+         counts: bool = True) -> TextModel:
     """Load a checkpoint file, a run directory (its best.pt by validation; its latest ckpt.pt
     with last) or a shipped model by name (唐诗, 宋词); with no path, the newest run under ./runs,
-    or the shipped 唐诗 when there is none."""
+    or the shipped 唐诗 when there is none. counts=False: the network alone, without the n-gram
+    counts the checkpoint may hold."""
     if path is None:
         path = checkpoint.latest(last=last) or shipped.find(shipped.DEFAULT)
         if path is None:
             raise CheckpointError("no model under ./runs and no shipped model installed; train one (zhrnn train FILE)")
-    return TextModel.from_checkpoint(path, device, int8, last)
+    return TextModel.from_checkpoint(path, device, int8, last, counts)
 
 
 def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:

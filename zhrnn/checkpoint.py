@@ -134,7 +134,7 @@ def load(path: str | Path, last: bool = False) -> dict:
 
 
 SAMPLING = ("model", "model_config", "tokenizer", "layout", "corpus_config", "train_config", "corpus", "step", "best",
-            "best_val_bpc", "counts")
+            "best_val_bpc", "counts", "credits")
 
 
 def export(source: str | Path, path: str | Path, half: bool = True, last: bool = False, change=None) -> Path:

@@ -77,6 +77,9 @@ def _model_options(p) -> None:
     p.add_argument("--last", action="store_true",
                    help="运行目录取最新的检查点, 而非验证最好的 / from a run directory, the latest checkpoint "
                         "(ckpt.pt) instead of the best by validation (best.pt)")
+    p.add_argument("--no-counts", dest="counts", action="store_false",
+                   help="只用网络, 不混入模型带的 n-gram 计数 / the network alone, without the n-gram counts the "
+                        "model holds (zhrnn train --ngram)")
 
 
 def _score_parser(sub) -> None:
@@ -128,6 +131,9 @@ def _export_parser(sub) -> None:
                    help="计数最多占多少 MB (超过时按出现次数剪枝; 默认 48) / prune the counts to at most this many MB "
                         "(default 48)")
     p.add_argument("--cache-dir", help="编码后文本的缓存目录 / cache of encoded text")
+    p.add_argument("--credits", metavar="TEXT",
+                   help="训练文本的来源与许可, 存进模型, 显示在网页的模型卡片上 / the training text's sources and "
+                        "licences, kept in the file and shown on the model's card")
     p.set_defaults(func=cmd_export)
 
 
@@ -283,7 +289,7 @@ def cmd_sample(args) -> int:
 
     options = given(args, SampleConfig)
     SampleConfig(**options)  # a bad option is refused before a model is loaded
-    model = load(args.model, device=args.device, int8=args.int8, last=args.last)
+    model = load(args.model, device=args.device, int8=args.int8, last=args.last, counts=args.counts)
 
     pending = ""  # with --convert, a clause at a time: OpenCC converts by phrase, and phrases end at punctuation
 
@@ -317,7 +323,7 @@ def cmd_score(args) -> int:
     from .generation.score import heatmap_html, score_files
     from .interactive import shown
 
-    model = load(args.model, device=args.device, last=args.last)
+    model = load(args.model, device=args.device, last=args.last, counts=args.counts)
     score = score_files(model.model, model.tokenizer, args.file, model.info.get("corpus_config"), args.encoding,
                         device=model.device)
     if args.chars:
@@ -343,7 +349,7 @@ def cmd_interactive(args) -> int:
     from .generation import SampleConfig, Stepper
 
     cfg = SampleConfig(**given(args, SampleConfig, lambda option: option.step))  # temperature, seed, the rules
-    model = load(args.model, last=args.last)
+    model = load(args.model, last=args.last, counts=args.counts)
     text = interactive.run(Stepper(model.model, model.tokenizer, args.start, cfg=cfg, layout=model.layout),
                            candidates=args.top, lines=args.lines)
     print(f"\n{text}")
@@ -370,15 +376,17 @@ def cmd_corpus_build(args) -> int:
 def cmd_export(args) -> int:
     from . import checkpoint
 
-    def counted(state: dict) -> None:
-        from .training.counting import add_counts
+    def change(state: dict) -> None:
+        if args.credits:
+            state["credits"] = args.credits
+        if args.counts:
+            from .training.counting import add_counts
 
-        ev = add_counts(state, args.counts, args.ngram, args.cache_dir, args.counts_mb)
-        log.info("held-out bits per text character: %.3f the network, %.3f with the counts (weights %s)",
-                 ev.text_val, ev.mix_text_val, ", ".join(f"{w:.3f}" for w in state["counts"]["weights"].tolist()))
+            ev = add_counts(state, args.counts, args.ngram, args.cache_dir, args.counts_mb)
+            log.info("held-out bits per text character: %.3f the network, %.3f with the counts (weights %s)",
+                     ev.text_val, ev.mix_text_val, ", ".join(f"{w:.3f}" for w in state["counts"]["weights"].tolist()))
 
-    path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last,
-                             change=counted if args.counts else None)
+    path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last, change=change)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return 0
 

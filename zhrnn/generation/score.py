@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..model import CharRNN, evaluating
 from ..text.pipeline import CorpusConfig, load_corpus, prepare
@@ -57,8 +56,8 @@ def score_prepared(model: CharRNN, tokenizer: Tokenizer, prepared: str, device="
         for begin in range(0, len(ids) - 1, chunk):  # carry the state across chunks: one pass, any length
             x = ids[begin : begin + chunk][None]  # (1, c)
             y = ids[begin + 1 : begin + chunk + 1]  # (c',)
-            logits, hidden = model(x[:, : len(y)], hidden)
-            nats = F.cross_entropy(logits[0].float(), y, reduction="none")  # (c',)
+            # the targets' nats alone: no (c', V) logits (with counts mixed in, no (c', V) distributions)
+            nats, hidden = model(x[:, : len(y)], hidden, targets=y[None])  # (c',)
             for token, bits in zip(y.tolist(), (nats / math.log(2)).tolist()):
                 if lengths[token]:  # a context label is given, not text: not scored
                     out.bits.append(bits)

@@ -52,6 +52,7 @@ def card(name: str, model: TextModel) -> dict:
             "order": model.model.counts.order, "entries": model.model.counts.num_entries(),
             "weights": [round(w, 3) for w in model.model.weights.tolist()]},
         "curve": bool(log_records(model)),
+        "credits": info.get("credits"),  # the training text's sources and licences (zhrnn export --credits)
     }
 
 
