@@ -115,6 +115,7 @@ def test_counts_are_saved_exported_and_loaded_to_the_same_scores(tmp_path):
     result = train(corpus, progress=False, out_dir=str(tmp_path / "run"), **COUNTED)
     record = json.loads((result.run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert record["mix_val_text_bpc"] < record["val_text_bpc"]  # the counts help on a text that repeats
+    assert record["mix_val_text_bpc"] <= record["counts_val_text_bpc"] + 0.05  # and the mixture is not worse than them
     run = zhrnn.load(result.run_dir)
     state = checkpoint.load(result.run_dir / "best.pt")
     assert state["best"]["mix_val_text_bpc"] == pytest.approx(min(

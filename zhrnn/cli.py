@@ -264,7 +264,7 @@ def cmd_train(args) -> int:
         val = "" if record["val_bpc"] is None else \
             f"val {record['val_text_bpc']:.3f} bits per text character ({record['val_bpc']:.3f} with markers and line breaks), "
         if "mix_val_text_bpc" in record:
-            val += f"with the counts {record['mix_val_text_bpc']:.3f}, "
+            val += f"with the counts {record['mix_val_text_bpc']:.3f} (the counts alone {record['counts_val_text_bpc']:.3f}), "
         tqdm.write(f"--- step {record['step']}: {val}train loss {record['train_loss']:.3f} ---", file=sys.stderr)
         tqdm.write(record["sample"], file=sys.stdout)
         sys.stdout.flush()
@@ -383,8 +383,9 @@ def cmd_export(args) -> int:
             from .training.counting import add_counts
 
             ev = add_counts(state, args.counts, args.ngram, args.cache_dir, args.counts_mb)
-            log.info("held-out bits per text character: %.3f the network, %.3f with the counts (weights %s)",
-                     ev.text_val, ev.mix_text_val, ", ".join(f"{w:.3f}" for w in state["counts"]["weights"].tolist()))
+            log.info("held-out bits per text character: %.3f the network, %.3f the counts alone, %.3f mixed "
+                     "(weights %s)", ev.text_val, ev.counts_text_val, ev.mix_text_val,
+                     ", ".join(f"{w:.3f}" for w in state["counts"]["weights"].tolist()))
 
     path = checkpoint.export(args.model, args.output, half=not args.float32, last=args.last, change=change)
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)

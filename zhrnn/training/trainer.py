@@ -244,6 +244,7 @@ class Trainer:
                   "val_text_bpc": None if text_val is None else round(text_val, 5),
                   **({} if ev is None or ev.mix_val is None else {
                       "mix_val_bpc": round(ev.mix_val, 5), "mix_val_text_bpc": round(ev.mix_text_val, 5),
+                      "counts_val_text_bpc": round(ev.counts_text_val, 5),
                       "mix_weights": [round(w, 4) for w in self.weights.tolist()]}),
                   "lr": self.schedule.rate(self.step - 1, self.elapsed), "chars_per_s": round(speed),
                   "elapsed": round(self.elapsed, 1), "time": time.time()}

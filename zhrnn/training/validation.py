@@ -21,11 +21,14 @@ from ..text.tokenizer import Tokenizer
 class Evaluation:
     """Validation bits per character (over every target but labels: val; text characters alone:
     text_val) of the network, and with the counts mixed in (mix_val, mix_text_val: each half of
-    the streams scored with the weights fitted on the other half, so no target weighs itself)."""
+    the streams scored with the weights fitted on the other half, so no target weighs itself),
+    and of the counts alone (the Kneser-Ney floor the network is measured against)."""
     val: float
     text_val: float
     mix_val: float | None = None
     mix_text_val: float | None = None
+    counts_val: float | None = None
+    counts_text_val: float | None = None
 
     @property
     def headline(self) -> float:
@@ -74,6 +77,7 @@ class Validation:
             return ev, None
         mixed, weights = self._mixture(nats)
         ev.mix_val, ev.mix_text_val = self.bpc(mixed)
+        ev.counts_val, ev.counts_text_val = self.bpc(-torch.log(self._counted[0]))
         return ev, weights
 
     def bpc(self, nats: torch.Tensor) -> tuple[float, float]:
