@@ -355,9 +355,10 @@ class Mixed(nn.Module):
             logits, state = self.net(idx, state)  # (B, T, V)
             p_counts, known = self.counts.distributions(contexts)  # (B*T, V), (B*T,)
             w = self._weights[known][:, None]  # (B*T, 1) the network's weight after each context
-            p = torch.from_numpy(p_counts * (1 - w)).to(idx.device)  # (B*T, V) the counts' part
-            out = torch.log(p.view(B, T, -1) + logits.float().log_softmax(-1).exp() * torch.from_numpy(w).to(
-                idx.device).view(B, T, 1))  # (B, T, V) log-probabilities of the mixture
+            p_counts *= 1 - w  # the counts' part, in place (a long prime is (T, V) already)
+            probs = logits.float().softmax(-1).view(B * T, -1)  # (B*T, V); of an adaptive output's log-probs too
+            probs.mul_(torch.from_numpy(w).to(idx.device)).add_(torch.from_numpy(p_counts).to(idx.device))
+            out = probs.log_().view(B, T, -1)  # (B, T, V) log-probabilities of the mixture
         last = hist[:, -1:, :].transpose(0, 1).float()  # (1, B, order-1): the next call's history
         state = (state,) if not isinstance(state, tuple) else state
         return out, (*state, last)
