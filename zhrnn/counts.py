@@ -85,14 +85,13 @@ def _backoff(offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.clip(1 - kept, 0, 1).astype(np.float32)
 
 
-def _pack(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int, min_context: int,
-          min_count: int) -> list[Level]:
-    """The levels, keeping contexts of 2+ tokens seen min_context times or more and, in those
-    levels, entries counted min_count times or more; a context is kept only where it holds an
-    entry or leads to a longer one that does (its suffix is then kept too). Contexts renumbered."""
+def _useful(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int, min_context: int,
+            minimum: list[int]) -> list[np.ndarray]:
+    """For each level, which contexts (by their counting ids) are worth keeping: seen min_context
+    times or more (from two tokens on), and holding an entry counted minimum[m] times or more, or
+    leading to a longer context that does (a kept context's suffix is then kept too: it is seen at
+    least as often)."""
     order = len(keys)
-    minimum = [min_count if m >= 2 else 1 for m in range(order)]
-    # which contexts (by their counting ids) are worth keeping, longest first
     useful, below = [None] * order, None
     for m in range(order - 1, -1, -1):
         pair, count = entries[m]
@@ -103,6 +102,33 @@ def _pack(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int,
             holds &= seen[m] >= min_context
         useful[m], below = holds, holds
     useful[0][:] = True
+    return useful
+
+
+def _minimum(order: int, min_count: int) -> list[int]:
+    return [min_count if m >= 2 else 1 for m in range(order)]
+
+
+def _saved_size(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int, min_context: int,
+                min_count: int) -> int:
+    """The bytes the counts would take as saved (Counts.saved_bytes) pruned so, without building them."""
+    minimum = _minimum(len(keys), min_count)
+    useful = _useful(keys, seen, entries, V, min_context, minimum)
+    token_bytes = 2 if V < 2**15 else 4
+    size = 0
+    for m, (pair, count) in enumerate(entries):
+        kept = int((useful[m][pair // V] & (count >= minimum[m])).sum())
+        size += kept * (4 + token_bytes) + int(useful[m].sum()) * 12
+    return size
+
+
+def _pack(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int, min_context: int,
+          min_count: int) -> list[Level]:
+    """The levels, keeping the contexts _useful keeps and, from two tokens on, the entries counted
+    min_count times or more; contexts renumbered by their keys among the kept."""
+    order = len(keys)
+    minimum = _minimum(order, min_count)
+    useful = _useful(keys, seen, entries, V, min_context, minimum)
     levels, renumber = [], np.zeros(1, dtype=np.int64)
     for m in range(order):
         if m:  # contexts worth keeping whose suffix was kept, numbered by their keys in the kept suffixes
@@ -159,11 +185,10 @@ class Counts:
         # the longest level: occurrences
         entries[order - 1] = (pairs, count) if order > 1 else np.unique(ids, return_counts=True)
         del ctx
-        for min_context, min_count in PRUNING:
-            counts = cls(order, V, _pack(keys, seen, entries, V, min_context, min_count))
-            if counts.saved_bytes() <= max_bytes:
+        for min_context, min_count in PRUNING:  # the first that fits (or the hardest), sized before it is built
+            if _saved_size(keys, seen, entries, V, min_context, min_count) <= max_bytes:
                 break
-        return counts
+        return cls(order, V, _pack(keys, seen, entries, V, min_context, min_count))
 
     # ---- saving -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
