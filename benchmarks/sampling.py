@@ -2,6 +2,8 @@
 start to the first character, model load time, float32 against int8 weights.
 
     python benchmarks/sampling.py                # the shipped 唐诗 model and a 2x512 GRU
+    python benchmarks/sampling.py --model pretrained/现代文.pt --no-int8   # a model of its own, with and
+                                                  # without the n-gram counts it holds (--no-counts)
 
 One sampling step reads every weight of the RNN and the output layer once (and one row of the
 embedding). The "DRAM reference" is those bytes over the read bandwidth of memory measured in the
@@ -75,10 +77,10 @@ def model_step(model: CharRNN, batch: int, steps: int = 200) -> float:
     return median_time(run, 3) / steps
 
 
-def first_character(path: Path, int8: bool) -> tuple[float, float]:
+def first_character(path: Path, int8: bool, counts: bool = True) -> tuple[float, float]:
     """Seconds from starting `zhrnn sample --stream` to its first character, and to its end."""
     cmd = [sys.executable, "-m", "zhrnn", "sample", "--model", str(path), "--start", "春", "--len", "100",
-           "--stream", "--seed", "1"] + (["--int8"] if int8 else [])
+           "--stream", "--seed", "1"] + (["--int8"] if int8 else []) + ([] if counts else ["--no-counts"])
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
     proc.stdout.read(1)
@@ -89,14 +91,15 @@ def first_character(path: Path, int8: bool) -> tuple[float, float]:
     return first, time.perf_counter() - start
 
 
-def measure(name: str, path: Path, int8: bool, length: int, streams: int, bandwidth: float) -> dict:
-    load = median_time(lambda: TextModel.from_checkpoint(path, int8=int8), 3)
-    tm = TextModel.from_checkpoint(path, int8=int8)
-    bytes_ = weight_bytes(TextModel.from_checkpoint(path).model, int8)
+def measure(name: str, path: Path, int8: bool, length: int, streams: int, bandwidth: float,
+            counts: bool = True) -> dict:
+    load = median_time(lambda: TextModel.from_checkpoint(path, int8=int8, counts=counts), 3)
+    tm = TextModel.from_checkpoint(path, int8=int8, counts=counts)
+    bytes_ = weight_bytes(TextModel.from_checkpoint(path, counts=False).model, int8)
     one = median_time(lambda: tm.generate_many(1, start="春", length=length, seed=1), 3)
     many = median_time(lambda: tm.generate_many(streams, start="春", length=length, seed=1), 3)
     step1 = model_step(tm.model, 1)
-    first, whole = first_character(path, int8)
+    first, whole = first_character(path, int8, counts)
     row = {"model": name, "int8": int8, "weights_mb": bytes_ / 1e6, "load_s": load, "first_char_s": first,
            "command_s": whole, "dram_cps": bandwidth * 1e9 / bytes_, "model_step_cps": 1 / step1,
            "one_cps": length / one, "many_cps": streams * length / many}
@@ -112,10 +115,23 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--len", dest="length", type=int, default=200, help="characters per text (default 200)")
     p.add_argument("--streams", type=int, default=64, help="texts generated as one batch (default 64)")
+    p.add_argument("--model", action="append", help="measure this checkpoint instead (repeatable); one holding "
+                   "n-gram counts is measured with them and without (--no-counts)")
+    p.add_argument("--no-int8", dest="int8", action="store_false", help="float32 weights only")
     args = p.parse_args(argv)
 
     bandwidth = read_bandwidth()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; read bandwidth {bandwidth:.1f} GB/s", flush=True)
+    if args.model:
+        rows = []
+        for path in args.model:
+            has_counts = checkpoint.load(path).get("counts") is not None
+            for counts in ((True, False) if has_counts else (False,)):
+                for int8 in ((False, True) if args.int8 else (False,)):
+                    name = f"{Path(path).stem}{' with counts' if counts else ' network alone' if has_counts else ''}"
+                    rows.append(measure(name, Path(path), int8, args.length, args.streams, bandwidth, counts))
+        table(rows, args.streams)
+        return
     shipped = TextModel.from_checkpoint("唐诗")
     with tempfile.TemporaryDirectory() as tmp:
         # a 2x512 GRU on the shipped model's vocabulary (random weights: its speed is the question)
@@ -126,9 +142,12 @@ def main(argv=None) -> None:
         models = {f"唐诗 (shipped, GRU 2x{shipped.model.config.hidden_size}, {shipped.model.config.output_layer})": shipped.path,
                   f"GRU 2x512 ({big.config.output_layer})": big_path}
         rows = [measure(name, path, int8, args.length, args.streams, bandwidth)
-                for name, path in models.items() for int8 in (False, True)]
+                for name, path in models.items() for int8 in ((False, True) if args.int8 else (False,))]
+    table(rows, args.streams)
 
-    print(f"\n| model | weights | load | first char | 1 stream | DRAM reference | model alone | {args.streams} streams | × | bpc |")
+
+def table(rows: list[dict], streams: int) -> None:
+    print(f"\n| model | weights | load | first char | 1 stream | DRAM reference | model alone | {streams} streams | × | bpc |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         bpc = f"{r['bpc']:.3f}" if "bpc" in r else "–"
