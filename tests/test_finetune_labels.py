@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from zhrnn import api, checkpoint, shipped
+from zhrnn.generation import SampleConfig, Stepper
 from zhrnn.text.pipeline import CorpusConfig, prepare
 from zhrnn.text.render import render
 from zhrnn.errors import ConfigError, VocabularyError
@@ -86,6 +87,12 @@ def test_a_label_steers_the_text_and_survives_fine_tuning(tmp_path):
         model.generate(label="丁")
     with pytest.raises(ConfigError, match="without labels"):
         _unlabelled(tmp_path).generate(label="甲")
+    # the interactive writer: a new paragraph brings the label after its marker, and offers text
+    writer = Stepper(model.model, model.tokenizer, cfg=SampleConfig(label="乙", greedy=True))
+    assert [t for t, _ in writer.top(1)] == ["山"]
+    writer.take([model.tokenizer.marker_id])  # the user starts a new paragraph
+    assert writer.states[-1].ids[-2:] == [model.tokenizer.marker_id, writer.request.label_id]
+    assert [t for t, _ in writer.top(1)] == ["山"]  # was no offer at all: the label was banned where only it may go
     # fine-tuning on unlabelled text keeps the label names and tokens
     plain = tmp_path / "plain.txt"
     plain.write_text(POEMS * 3, encoding="utf-8")

@@ -62,6 +62,11 @@ class Stepper:
 
     @torch.no_grad()
     def _push(self, ids: list[int], hidden, before: list[int], keep: bool = True) -> None:
+        """Run ids through the model after `before` and keep the state; a paragraph marker brings
+        its --label after it in the same state (a label is given, never chosen: the one rule the
+        prime and PlaceLabels follow)."""
+        if keep and self.request.label_id is not None and ids and ids[-1] == self.tokenizer.marker_id:
+            ids = ids + [self.request.label_id]
         with evaluating(self.model):
             logits, hidden = self.model(torch.tensor(ids, device=self.device)[None], hidden)
         self.states.append(State(before + ids if keep else before, logits[0, -1].float(), hidden))
