@@ -5,7 +5,7 @@
     processors.py  the logits processors: masks, penalties, temperature, top-k/top-p
     sampling.py    sample() and beam_search(): the model stepped, streams drawn
     stepper.py     step-by-step generation for the interactive writer, on the same request path
-    forms.py, rhyme.py   poem forms (诗体, 词牌) and rhyme groups behind the form processors
+    forms.py       a poem form's template, rhyme and 格律 as masks (the rules themselves: zhrnn/poetry)
     score.py       how surprised a model is by a text, and its heat map
 """
 from .config import SampleConfig

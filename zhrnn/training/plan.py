@@ -53,6 +53,7 @@ def parse_ngram(text: str | int) -> str:
 
 
 TRAINING = "训练 / training"  # the argument group of `zhrnn train --help` (the text options: TEXT)
+BOTH_BUDGETS = "give --iter (steps) or --time (a budget), not both"
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class TrainConfig:
         object.__setattr__(self, "ngram", parse_ngram(self.ngram))  # 3 from zhrnn.train is '3'
         check_options(self)  # each field in its declared range
         if self.time_budget is not None and self.iters is not None:
-            raise ConfigError("give --iter (steps) or --time (a budget), not both")
+            raise ConfigError(BOTH_BUDGETS)
 
     @property
     def ngram_order(self) -> int | None:
@@ -385,7 +386,7 @@ def _resumed(corpus_paths: list[str], options: dict, resume: str | Path | bool,
     merged = {**fixed, "out_dir": None, "cache_dir": None, **given}  # a rate left to zhrnn: the run's own
     # a budget in steps or in time: the one given replaces the other
     if options.get("time_budget") is not None and options.get("iters") is not None:
-        raise ConfigError("give --iter (steps) or --time (a budget), not both")
+        raise ConfigError(BOTH_BUDGETS)  # checked here too: below, the one given replaces the run's other
     if options.get("time_budget") is not None:
         merged["iters"] = None
     elif options.get("iters") is not None:
