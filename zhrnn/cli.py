@@ -464,6 +464,11 @@ def cmd_corpus_inspect(args) -> int:
 
     for line in inspect(args.file, args.encoding).lines():
         print(line)
+    from .text.pipeline import CorpusConfig
+    from .training.headstart import choose_base  # imports torch: after the statistics are out
+
+    print(choose_base(args.file, CorpusConfig(encoding=args.encoding)).describe().replace(
+        "head start:", "head start (zhrnn train --init-from auto):", 1))
     return 0
 
 

@@ -108,8 +108,11 @@ class TrainConfig:
                                        en="temperature of the samples printed while training (default 0.8)")
     init_from: str | None = option(  # start from this model's weights (a checkpoint, or a shipped name: 唐诗)
         None, type=str, flags="--init-from", metavar="MODEL", group=TRAINING,
-        zh="从已有模型开始微调: 自带模型名 (唐诗、宋词) 或检查点; 新字自动加入词表",
-        en="fine-tune a shipped model (唐诗, 宋词) or a checkpoint; new characters are added to its vocabulary")
+        zh="从已有模型开始微调: 自带模型名 (唐诗、宋词、现代文) 或检查点; auto 用最了解这份文本的自带模型 (给文本的前 2 万字打分); "
+           "none 从头训练; 新字自动加入词表",
+        en="fine-tune a shipped model (唐诗, 宋词, 现代文) or a checkpoint; auto: the shipped model that knows the text "
+           "best (scored on its first 20,000 characters); none: from scratch; new characters are added to its "
+           "vocabulary")
     out_dir: str | None = option(
         None, type=str, flags="--out-dir", group=TRAINING, resumable=True,
         zh="运行目录", en="run directory (default runs/<corpus name>)")
@@ -341,13 +344,22 @@ def plan_run(corpus_paths, options: dict, resume: str | Path | bool | None = Non
         (corpus_cfg, model_cfg, cfg), run_dir, resumed, schedule = _resumed(corpus_paths, options, resume, dist)
         init = None
     else:
-        (corpus_cfg, model_cfg, cfg), run_dir, init = _new(options, dist)
+        (corpus_cfg, model_cfg, cfg), run_dir, init = _new(corpus_paths, options, dist)
         resumed = schedule = None
     return RunPlan(corpus_paths, corpus_cfg, model_cfg, cfg, _device(cfg, dist), run_dir, resumed, init, schedule)
 
 
-def _new(options: dict, dist: Dist) -> tuple[Configs, Path | None, InitFrom | None]:
+def _new(corpus_paths: list[str], options: dict, dist: Dist) -> tuple[Configs, Path | None, InitFrom | None]:
     base = None
+    if str(options.get("init_from")).lower() == "none":  # from scratch, said outright
+        options = {**options, "init_from": None}
+    elif options.get("init_from") == "auto":  # the shipped base that knows the text best, if one does
+        from .headstart import choose_base
+
+        corpus_cfg = split_options({k: v for k, v in options.items() if k != "init_from"})[0]
+        choice = dist.from_main(lambda: choose_base(corpus_paths, corpus_cfg))
+        log.warning("%s", choice.describe())
+        options = {**options, "init_from": choice.chosen}
     if options.get("init_from"):
         base = dist.from_main(lambda: checkpoint.load(shipped.resolve(options["init_from"])))
         # the architecture is the model's; only dropout may change
