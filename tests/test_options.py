@@ -60,7 +60,7 @@ def test_every_option_of_sample_is_in_its_help(capsys):
         for flag in opt.flags:
             assert flag in shown, name
     assert "只从最可能的 k 个字中选 / sample from the k most likely" in shown  # the declared help, zh / en
-    assert "--num-paragraphs N, --paragraphs N" in shown and "--tones [平水韵|新韵|off]" in shown
+    assert "--num-paragraphs N, --paragraphs N" in shown and "--tones [auto|平水韵|新韵|off]" in shown
 
 
 def test_interactive_takes_the_options_that_hold_step_by_step(capsys, trained, monkeypatch):

@@ -137,7 +137,7 @@ HOSTILE = [  # (body, status, a fragment of the error)
     ({"greedy": "yes"}, 400, "true or false"), ({"temperature": 0}, 400, "temperature"),
     ({"temperature": float("nan")}, 400, "temperature"), ({"num": True}, 400, "integer"),
     ({"candidates": 100}, 400, "candidates"), ({"num": 8, "candidates": 8}, 400, "num x candidates"),
-    ({"seed": -1}, 400, "seed"), ({"start": ["床"]}, 400, "string"), ({"start": "床" * 10_000}, 413, "start"),
+    ({"seed": -(2**63) - 1}, 400, "seed"), ({"start": ["床"]}, 400, "string"), ({"start": "床" * 10_000}, 413, "start"),
     ({"model": "../../etc/passwd"}, 404, "no model"), ({"model": "/tmp/x.pt"}, 404, "no model"),
     ({"model": "唐诗"}, 404, "no model"), ({"model": {"path": "x"}}, 404, "no model"),
     ({"start": "☃☃"}, 400, "does not know"), ({"label": "李白"}, 400, "without labels"),

@@ -39,7 +39,7 @@ class SampleConfig:
         False, flags="--greedy", group=DECODING, api=True, step=True,
         zh="总选最可能的字", en="always the most likely character")
     seed: int | None = option(
-        None, type=int, flags="--seed", low=0, high=2**63 - 1, api=True, step=True,
+        None, type=int, flags="--seed", low=-(2**63), high=2**63 - 1, api=True, step=True,  # torch takes either sign
         zh="随机种子, 可复现", en="random seed for reproducible output")
     repetition_penalty: float = option(  # > 1 divides the probability of characters used in the last repetition_window
         1.0, flags="--repetition-penalty", low=1, group=DECODING, api=True, step=True,
@@ -82,7 +82,7 @@ class SampleConfig:
         False, flags="--rhyme", group=POEM, api=True, step=True,
         zh="押韵: 句号前的字同属十三辙一韵 (需 pypinyin)", en="lines ending in 。 rhyme (needs pypinyin)")
     tones: str | None = option(  # "auto": 平水韵 for the four 近体 forms where the model and the start allow it; None: none
-        "auto", flags="--tones", choices=TONE_SYSTEMS + ("off",), const="平水韵", metavar="平水韵|新韵|off",
+        "auto", flags="--tones", choices=("auto",) + TONE_SYSTEMS + ("off",), const="平水韵", metavar="auto|平水韵|新韵|off",
         group=POEM, api=True, step=True,
         zh="格律: 绝句律诗守平仄、粘对, 按平水韵或中华新韵押平声韵, 一三五不论但不犯孤平、三平尾; 四种近体诗默认按平水韵 "
            "(用 --rhyme 时不默认), off 关闭",
