@@ -7,8 +7,8 @@ their mixture beats both. The mixture weight on the network is fitted on the hel
 weight for each length of the longest context the counts know (a phrase seen many times is
 better told by the counts, a new one by the network).
 
-How the counts are kept (no Python dicts: built with numpy in seconds, saved as tensors in the
-checkpoint, read back memory-mapped). A context is the last m tokens before a target (m = 0 ..
+How the counts are kept (no Python dicts: numpy arrays, built in seconds, saved as tensors in
+the checkpoint, read on the CPU). A context is the last m tokens before a target (m = 0 ..
 order-1). The contexts of length m that the training text holds are numbered by sorting their keys,
 a context (c1 .. cm), cm the most recent, keyed as id(c2 .. cm) * V + c1: its id is found from its
 one shorter suffix, so one chain of lookups finds every context of a history, longest last.
@@ -37,7 +37,7 @@ from .model import CharRNN
 # Counts bigger than this as saved are pruned: (min_context, min_count) tried in order until they
 # fit. An entry takes 6 bytes (token, probability), a context 12 (key, offset).
 MAX_BYTES = 48_000_000
-COUNTED_TOKENS = 30_000_000  # --ngram auto counts at most this many training tokens (memory: ~50 bytes each)
+COUNTED_TOKENS = 30_000_000  # a run counts at most this many training tokens (memory: ~50 bytes each)
 PRUNING = ((1, 1), (2, 1), (2, 2), (3, 2), (4, 3), (8, 4), (16, 8), (64, 32))
 WEIGHT_ITERATIONS = 50  # EM steps that fit the mixture weights
 MIN_FITTED = 50  # a context length with fewer held-out targets takes the weight fitted on all
@@ -45,7 +45,8 @@ MIN_FITTED = 50  # a context length with fewer held-out targets takes the weight
 
 @dataclass
 class Level:
-    """The distributions after contexts of one length m: all numpy at build, torch once built."""
+    """The distributions after contexts of one length m, as numpy arrays (Counts.state_dict saves
+    them as tensors)."""
 
     keys: np.ndarray  # (C,) int64, sorted: id(c2..cm) * V + c1
     offsets: np.ndarray  # (C+1,) int64: context i's entries are offsets[i]:offsets[i+1]
