@@ -13,7 +13,7 @@ _spec = importlib.util.spec_from_file_location("regenerate", REPO / "samples" / 
 regenerate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(regenerate)  # samples/ is not a package: the file that writes the samples, loaded by path
 
-SHIPPED_SAMPLES = ("唐诗-预训练.txt", "宋词-预训练.txt")  # the files of shipped models (the others train a model)
+SHIPPED_SAMPLES = ("唐诗-预训练.txt", "宋词-预训练.txt", "现代文-预训练.txt")  # the files of shipped models (the others train a model)
 
 
 def seeded_commands():
