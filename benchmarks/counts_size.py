@@ -3,7 +3,7 @@ several orders, pruned to several sizes, counted from its own training split.
 
     python benchmarks/counts_size.py pretrained/唐诗.pt 唐诗.txt --orders 5,3 --mb 48,20,6
 
-The text is read, split and scored as the model's run did (training.counting); the network is
+The text is read, split and scored as the model's run did (training.counting.run_split); the network is
 scored once, and each count model beside it on the same targets: bits per text character of the
 counts alone and of the mixture (each half of the streams scored with the weights fitted on the
 other half), and the counts' size as saved.
@@ -21,13 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zhrnn import checkpoint  # noqa: E402
 from zhrnn.counts import Counts  # noqa: E402
-from zhrnn.model import CharRNN, ModelConfig  # noqa: E402
-from zhrnn.text.pipeline import CorpusConfig  # noqa: E402
-from zhrnn.text.tokenizer import Tokenizer  # noqa: E402
-from zhrnn.training.encoded import encode_corpus  # noqa: E402
-from zhrnn.training.plan import TrainConfig  # noqa: E402
-from zhrnn.training.split import split_ids  # noqa: E402
-from zhrnn.training.validation import Validation, target_nats  # noqa: E402
+from zhrnn.model import network  # noqa: E402
+from zhrnn.training.counting import run_split  # noqa: E402
+from zhrnn.training.validation import target_nats  # noqa: E402
 
 
 def main() -> None:
@@ -38,22 +34,16 @@ def main() -> None:
     ap.add_argument("--mb", default="48,20,6", help="sizes to prune to, in MB as saved")
     args = ap.parse_args()
     state = checkpoint.load(args.model)
-    cfg = TrainConfig.from_dict(state["train_config"])
-    tok = Tokenizer.from_dict(state["tokenizer"])
-    text = encode_corpus(args.text, CorpusConfig(**state.get("corpus_config", {})), cfg.level, cfg.min_count,
-                         cfg.max_vocab, lambda built, info: tok, labels=tok.labels)
-    split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, tok)
-    model = CharRNN(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
-    val = Validation(split.val, cfg.seq_length, cfg.eval_tokens, tok, torch.device("cpu"))
-    nats = target_nats(model, val.rows, cfg.seq_length)
+    split, val = run_split(state, args.text)  # read and split as the model's run did
+    tok_size = val.vocab_size
+    nats = target_nats(network(state), val.rows, val.seq_length)
     print(f"network: {val.bpc(nats)[1]:.4f} bits per text character")
     print("| order | at most | entries | size as saved | mixture | counts alone | weights | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for order in map(int, args.orders.split(",")):
         for most in map(float, args.mb.split(",")):
             began = time.perf_counter()
-            counts = Counts.build(split.train, len(tok), order, max_bytes=int(most * 1e6))
+            counts = Counts.build(split.train, tok_size, order, max_bytes=int(most * 1e6))
             val.counts, val._counted = counts, None
             mixed, weights = val._mixture(nats)
             saved = counts.state_dict()

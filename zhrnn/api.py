@@ -14,7 +14,7 @@ from . import checkpoint, shipped
 from .errors import CheckpointError, ConfigError
 from .generation import SampleConfig, sample
 from .counts import Counts, Mixed
-from .model import CharRNN, ModelConfig, quantize_int8, resolve_device
+from .model import CharRNN, ModelConfig, network, quantize_int8, resolve_device
 from .options import describe
 from .text.layout import Layout
 from .text.tokenizer import Tokenizer
@@ -46,8 +46,7 @@ class TextModel:
         state = checkpoint.load(path)
         try:
             tokenizer = Tokenizer.from_dict(state["tokenizer"])
-            model = CharRNN(ModelConfig.from_dict(state["model_config"]))
-            model.load_state_dict(state["model"])
+            model = network(state)
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
             raise CheckpointError(f"{path} does not match this zhrnn's model ({type(e).__name__}: {str(e)[:100]})") from None
         info = {k: state.get(k) for k in ("step", "best", "best_val_bpc", "corpus", "train_config", "corpus_config",

@@ -206,6 +206,13 @@ class CharRNN(nn.Module):
         return sum(p.numel() for p in self.parameters())  # a tied matrix once
 
 
+def network(state: dict) -> CharRNN:
+    """The network a checkpoint state holds (an exported file's float16 weights widen as they load)."""
+    model = CharRNN(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model
+
+
 def quantize_int8(model: CharRNN) -> CharRNN:
     """A copy on the CPU (the model given is left as it is) whose GRU/LSTM and output layers hold
     int8 weights (dynamic quantization: the activations are quantized on the fly), for sampling on

@@ -14,11 +14,11 @@ import numpy as np
 
 from .encoded import encode_corpus
 from .plan import TrainConfig
-from .split import split_ids
+from .split import Split, split_ids
 from .validation import Evaluation, Validation
 from ..counts import COUNTED_TOKENS, MAX_BYTES, Counts
 from ..errors import ConfigError, CorpusError
-from ..model import CharRNN, ModelConfig
+from ..model import network
 from ..text.pipeline import CorpusConfig
 from ..text.tokenizer import Tokenizer
 
@@ -29,11 +29,28 @@ def add_counts(state: dict, paths: list[str], ngram: str = "auto", cache: str | 
                max_mb: float | None = None) -> Evaluation:
     """Count the training split of the text a checkpoint state was trained on and put the counts
     (with their weights) into the state. Returns the figures on the held-out streams."""
-    import torch
-
     cfg = TrainConfig.from_dict({**state["train_config"], "ngram": ngram})
     if cfg.ngram_order is None:
         raise ConfigError("--ngram off: no counts to add")
+    split, validation = run_split(state, paths, cache)
+    began = time.perf_counter()
+    counts = Counts.build(split.train[:COUNTED_TOKENS], validation.vocab_size, cfg.ngram_order,
+                          MAX_BYTES if max_mb is None else int(max_mb * 1e6))
+    log.info("%d-gram counts of %s training tokens: %s entries, %.1f MB, in %.1f s", cfg.ngram_order,
+             f"{min(len(split.train), COUNTED_TOKENS):,}", f"{counts.num_entries():,}", counts.saved_bytes() / 1e6,
+             time.perf_counter() - began)
+    validation.counts = counts
+    ev, weights = validation(network(state))
+    state["counts"] = {**counts.state_dict(), "weights": weights}
+    return ev
+
+
+def run_split(state: dict, paths: list[str], cache: str | None = None) -> tuple[Split, Validation]:
+    """The text a checkpoint state was trained on, read with its options and vocabulary and split
+    as its run split it, and the run's held-out streams (benchmarks/counts_size.py reads them too)."""
+    import torch
+
+    cfg = TrainConfig.from_dict(state["train_config"])
     tokenizer = Tokenizer.from_dict(state["tokenizer"])
     text = encode_corpus(paths, CorpusConfig(**state.get("corpus_config", {})), cfg.level, cfg.min_count,
                          cfg.max_vocab, lambda built, info: tokenizer, labels=tokenizer.labels, cache=cache)
@@ -47,15 +64,4 @@ def add_counts(state: dict, paths: list[str], ngram: str = "auto", cache: str | 
     split = split_ids(text.ids, cfg.seq_length, cfg.val_fraction, cfg.split, tokenizer)  # the method the run used
     if split.val is None:
         raise CorpusError("the text is too short to hold out a part to fit the counts' weights on")
-    began = time.perf_counter()
-    counts = Counts.build(split.train[:COUNTED_TOKENS], len(tokenizer), cfg.ngram_order,
-                          MAX_BYTES if max_mb is None else int(max_mb * 1e6))
-    log.info("%d-gram counts of %s training tokens: %s entries, %.1f MB, in %.1f s", cfg.ngram_order,
-             f"{min(len(split.train), COUNTED_TOKENS):,}", f"{counts.num_entries():,}", counts.saved_bytes() / 1e6,
-             time.perf_counter() - began)
-    model = CharRNN(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
-    ev, weights = Validation(split.val, cfg.seq_length, cfg.eval_tokens, tokenizer, torch.device("cpu"),
-                             counts=counts)(model)
-    state["counts"] = {**counts.state_dict(), "weights": weights}
-    return ev
+    return split, Validation(split.val, cfg.seq_length, cfg.eval_tokens, tokenizer, torch.device("cpu"))

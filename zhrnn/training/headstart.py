@@ -17,7 +17,7 @@ import torch
 
 from .. import checkpoint, shipped
 from ..generation.score import score_prepared
-from ..model import CharRNN, ModelConfig
+from ..model import network
 from ..text.decoding import read_pieces
 from ..text.pipeline import CorpusConfig, prepare
 from ..text.tokenizer import Tokenizer
@@ -71,11 +71,8 @@ def choose_base(paths, corpus_cfg: CorpusConfig) -> HeadStart:
     result = HeadStart(unigram=unigram_bits(sample))  # markers and line breaks counted, as the bases count them
     for name in shipped.names():
         state = checkpoint.load(shipped.find(name))
-        tokenizer = Tokenizer.from_dict(state["tokenizer"])
-        model = CharRNN(ModelConfig.from_dict(state["model_config"]))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
         with torch.no_grad():
-            result.scores[name] = score_prepared(model, tokenizer, sample).bpc
+            result.scores[name] = score_prepared(network(state), Tokenizer.from_dict(state["tokenizer"]), sample).bpc
     best = min(result.scores, key=result.scores.get, default=None)
     if best is not None and result.scores[best] < result.unigram:
         result.chosen = best

@@ -61,6 +61,7 @@ class Validation:
         self.dist, self.seq_length, self.device, self.counts = dist or Dist(), seq_length, device, counts
         self.rows = eval_streams(val_ids, seq_length, eval_tokens, rank=self.dist.rank,
                                  world=self.dist.world).to(device)  # (s, L+1)
+        self.vocab_size = len(tokenizer)
         self.char_len = torch.from_numpy(tokenizer.char_lengths()).to(device)  # (V,) characters of each token
         self.text_len = torch.from_numpy(tokenizer.text_lengths()).to(device)  # (V,) text characters of each
         self._counted = None  # P(target) under the counts and the context length they know: (s, L) each
