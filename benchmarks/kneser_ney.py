@@ -57,6 +57,9 @@ class KneserNey:
             y = n[1] / (n[1] + 2 * n[2]) if n[1] and n[2] else 0.5
             self.discounts[k] = (0.0, 1 - 2 * y * n[2] / n[1] if n[1] else 0.5,
                                  2 - 3 * y * n[3] / n[2] if n[2] else 1.0, 3 - 4 * y * n[4] / n[3] if n[3] else 1.5)
+            # above zero, as zhrnn's counts keep them: where a text repeats whole blocks (a chorus sung
+            # three times) few n-grams are seen exactly twice, and the formula goes far below zero
+            self.discounts[k] = tuple(max(x, 0.01) if i else x for i, x in enumerate(self.discounts[k]))
             totals, kinds = defaultdict(int), defaultdict(lambda: [0, 0, 0])
             for gram, c in counts.items():
                 totals[gram[:-1]] += c

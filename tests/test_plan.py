@@ -12,7 +12,7 @@ from zhrnn.text.tokenizer import CharTokenizer, Tokenizer
 from zhrnn.training import encoded
 from zhrnn.training.build import build_trainer, prepare_run
 from zhrnn.training.distributed import Dist
-from zhrnn.training.plan import LOCAL, InitFrom, Resume, RunPlan, plan_run
+from zhrnn.training.plan import LOCAL, InitFrom, Resume, RunPlan, auto_dropout, passes, plan_run
 
 from .conftest import POEMS, TINY
 
@@ -83,9 +83,9 @@ def test_an_init_from_plan_keeps_the_architecture_and_grows_the_vocabulary(train
     assert plan.resume is None and isinstance(plan.init_from, InitFrom)
     base = plan.init_from.tokenizer
     assert base.vocab == checkpoint.load(trained.checkpoint)["tokenizer"]["vocab"]
-    # not given, so the model's (TINY's, not ModelConfig's defaults)
+    # not given, so the model's (TINY's, not ModelConfig's defaults); the dropout follows the new text
     m = plan.model_cfg
-    assert (m.hidden_size, m.num_layers, m.dropout) == (TINY["hidden_size"], TINY["num_layers"], TINY["dropout"])
+    assert (m.hidden_size, m.num_layers, m.dropout) == (TINY["hidden_size"], TINY["num_layers"], None)
     built = CharTokenizer.build("江南好，月光", marker="^")
     grown = plan.tokenizer_for(built, info())
     assert grown.vocab[: len(base)] == base.vocab  # every old id keeps its token
@@ -94,6 +94,19 @@ def test_an_init_from_plan_keeps_the_architecture_and_grows_the_vocabulary(train
     with caplog.at_level(logging.WARNING, logger="zhrnn"):
         plan.tokenizer_for(built, info(script="traditional"))
     assert f"the model learned {base.script} text and this text is traditional" in caplog.text
+
+
+def test_a_run_given_no_dropout_gets_one_for_the_passes_it_makes(poems, tmp_path, caplog):
+    assert [auto_dropout(n) for n in (0, 12, 27, 60, 500)] == [0.1, 0.1, 0.3, 0.5, 0.5]
+    options = {k: v for k, v in TINY.items() if k != "dropout"}
+    with caplog.at_level(logging.INFO, logger="zhrnn"):
+        many = build_trainer(plan_run(poems, dict(options, iters=50, out_dir=str(tmp_path / "a"))))
+    assert passes(many.cfg, 50, len(many.split.train)) > 60  # a few poems read over and over
+    assert many.model.config.dropout == 0.5 and many.state()["model_config"]["dropout"] == 0.5
+    assert many.model.drop.p == 0.5
+    assert "dropout 0.5, as for the" in caplog.text
+    given = build_trainer(plan_run(poems, dict(options, iters=50, dropout=0.2, out_dir=str(tmp_path / "b"))))
+    assert given.model.config.dropout == 0.2
 
 
 def test_a_new_plan_encodes_with_the_text_vocabulary(poems):

@@ -17,7 +17,8 @@ from zhrnn.training import fit as train
 from zhrnn.training import trainer as trainer_module
 from zhrnn.training.batches import Streams
 from zhrnn.training.build import prepare_run
-from zhrnn.training.plan import AUTO_MAX_ITERS, AUTO_MIN_ITERS, TrainConfig, auto_iters, parse_duration, plan_run
+from zhrnn.training.plan import (AUTO_MAX_ITERS, AUTO_MIN_ITERS, TrainConfig, auto_dropout, auto_iters, parse_duration,
+                                 passes, plan_run)
 from zhrnn.training.schedule import FINE_TUNE_RATE, LONG_RUN, SHORT_RUN, Schedule, budget_steps, rate_for
 
 from .conftest import POEMS, TINY, run_cli
@@ -104,6 +105,7 @@ def test_a_run_given_no_rate_gets_one_for_its_length(poems, tmp_path, monkeypatc
     corpus = tmp_path / "long.txt"
     corpus.write_text(POEMS * 100, encoding="utf-8")
     by_clock = dict(options, iters=None, time_budget=3, warmup=2, save_freq=10_000, val_fraction=0.2, split="tail")
+    del by_clock["dropout"]  # chosen with the rate
     timed = prepare_run(corpus, dict(by_clock, out_dir=str(tmp_path / "timed")))
     assert timed.schedule.peak is None
     seen = []  # (step, elapsed, the fixed rate) as each step begins
@@ -114,6 +116,10 @@ def test_a_run_given_no_rate_gets_one_for_its_length(poems, tmp_path, monkeypatc
     fixed = checkpoint.load(result.run_dir)["schedule"]["peak"]
     assert fixed == rate_for(budget_steps(timed.schedule.end, *seen[6][:2], since=seen[2][:2]))
     assert all(rate is None for _, _, rate in seen[:7]) and seen[-1][2] == fixed
+    # and with the rate, the dropout (none given): for the passes those steps make over the text
+    steps = budget_steps(timed.schedule.end, *seen[6][:2], since=seen[2][:2])
+    chosen = checkpoint.load(result.run_dir)["model_config"]["dropout"]
+    assert chosen == auto_dropout(passes(timed.cfg, steps, len(timed.split.train))) == timed.model.drop.p
     assert records(result.run_dir)[-1]["lr"] == pytest.approx(0.1 * fixed, rel=0.05)
 
 

@@ -24,6 +24,7 @@ CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 OUTPUTS = ("auto", "full", "adaptive")
 ADAPTIVE_FROM = 2000  # output auto: adaptive from this vocabulary size on (below it a full softmax is cheap)
 CLUSTER_EDGES = (1000, 3000, 10000, 30000)  # default cutoffs: head, then clusters of rarer tokens
+DROPOUT = 0.1  # a model made outside a run, given none (a run's own follows its passes: plan.auto_dropout)
 MIN_CLUSTER_WIDTH = 32  # narrower, a cluster of thousands of words cannot tell them apart
 MODEL = "模型 / model"  # the argument group of `zhrnn train --help`
 
@@ -90,7 +91,12 @@ class ModelConfig:
                               zh="隐藏层大小", en="hidden units per layer (default 256)")
     embedding_size: int = option(128, flags="--embedding-size", low=1, group=MODEL,
                                  zh="字向量维度", en="embedding size (default 128)")
-    dropout: float = option(0.1, flags="--dropout", low=0, below=1, group=MODEL, en="dropout (default 0.1)")
+    # None: chosen by the passes the run makes over its text (plan.auto_dropout)
+    dropout: float | None = option(
+        None, type=float, flags="--dropout", low=0, below=1, group=MODEL,
+        zh="dropout; 默认按训练读几遍文本选: 12 遍以内 0.1, 60 遍以上 0.5 (小文件训练几分钟就是几十遍), 续训沿用",
+        en="dropout (default: by the passes the run makes over its text, 0.1 up to 12, 0.5 from 60, e.g. a small "
+           "file trained for minutes; a resume keeps it)")
     output_layer: str = option(  # full | adaptive | auto (adaptive from ADAPTIVE_FROM tokens)
         "auto", flags=("--output-layer", "--output"), choices=OUTPUTS, group=MODEL,
         zh="输出层: adaptive 为自适应 softmax, 大词表训练快 2-5 倍",
@@ -128,6 +134,8 @@ class ModelConfig:
         stores, so a model loads the same whatever later defaults say. reserved: context-label
         tokens at the front of the vocabulary, which the default cutoffs shift past so that the
         head still holds the most frequent characters."""
+        if self.dropout is None:  # a model made outside a run (a run chooses by its passes: plan.auto_dropout)
+            return replace(self, dropout=DROPOUT).resolved(reserved)
         output = self.output_layer
         if output == "auto":  # given cutoffs ask for an adaptive output; a tied one is full
             output = "adaptive" if not self.tie_embedding and (self.cutoffs or self.vocab_size >= ADAPTIVE_FROM) else "full"
@@ -172,6 +180,13 @@ class CharRNN(nn.Module):
             self.head.weight = self.embedding.weight
         else:
             self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def set_dropout(self, p: float) -> None:
+        """The dropout of a built model changed (a --time run chooses it once its speed is known)."""
+        self.config = replace(self.config, dropout=p)
+        self.drop.p = p
+        if self.config.num_layers > 1:
+            self.rnn.dropout = p  # read at every call
 
     def forward(self, idx: torch.Tensor, hidden=None, targets: torch.Tensor | None = None):
         """idx: (B, T) token ids; hidden: the state carried from the previous call, or None for zeros.

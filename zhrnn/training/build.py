@@ -15,7 +15,8 @@ from . import encoded, rundir
 from .batches import Batches, Streams
 from .distributed import Dist, setup
 from .finetune import grow_state
-from .plan import LOCAL, Resume, RunPlan, TrainConfig, new_schedule, plan_run
+from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_dropout, new_schedule, passes, plan_run
+from .schedule import SECONDS
 from .split import Split, split_ids
 from .trainer import Trainer, TrainResult
 from ..counts import COUNTED_TOKENS, Counts
@@ -63,8 +64,18 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
         torch.set_float32_matmul_precision("high")  # TF32 for what stays in float32
 
     tokenizer = text.tokenizer
-    # labels sit before the frequent tokens
-    model_cfg = replace(plan.model_cfg, vocab_size=len(tokenizer)).resolved(reserved=len(tokenizer.labels))
+    model_cfg = replace(plan.model_cfg, vocab_size=len(tokenizer))
+    # a new run given no --dropout gets one for the passes it makes (a resumed one keeps its own);
+    # under --time the Trainer chooses it with the rate, once the speed says how many steps the budget holds
+    choose_dropout = model_cfg.dropout is None and schedule.unit == SECONDS
+    if choose_dropout:  # until then, a short run's
+        model_cfg = replace(model_cfg, dropout=auto_dropout(0))
+    elif model_cfg.dropout is None:
+        reads = passes(cfg, schedule.end, len(split.train))
+        model_cfg = replace(model_cfg, dropout=auto_dropout(reads))
+        log.info("dropout %.2g, as for the %.0f passes over the training text %d steps make (--dropout to choose)",
+                 model_cfg.dropout, reads, schedule.end)
+    model_cfg = model_cfg.resolved(reserved=len(tokenizer.labels))  # labels sit before the frequent tokens
     # right before the model: its initial weights (and the dropout masks after them) follow the seed alone
     torch.manual_seed(cfg.seed)
     model = CharRNN(model_cfg)
@@ -116,7 +127,7 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
     return Trainer(corpus_paths=plan.corpus_paths, corpus_cfg=corpus_cfg, cfg=cfg, schedule=schedule, text=text,
                    split=split, model=model, net=net, optimizer=optimizer, scaler=scaler, batches=batches, device=device,
                    amp=amp, run_dir=run_dir, dist=dist, step=step, best=best, elapsed=elapsed, hidden=hidden,
-                   counts=counts, weights=weights)
+                   counts=counts, weights=weights, choose_dropout=choose_dropout)
 
 
 def make_counts(cfg: TrainConfig, resume: Resume | None, split: Split, vocab_size: int):

@@ -7,6 +7,7 @@ turns a plan into a Trainer."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -197,6 +198,27 @@ RESUMABLE = frozenset(names(TrainConfig, lambda option: option.resumable))
 AUTO_PASSES, AUTO_MIN_ITERS, AUTO_MAX_ITERS = 4, 200, 50_000
 
 
+# The dropout of a run given no --dropout, by the passes over its training text the run makes
+# (BENCHMARKS.md, "A small file: dropout by the passes a run makes"): five minutes on 2 cores
+# give a 60,000-character file 60 passes, and at dropout 0.1 the network has learned it by heart
+# within the first minute; a 300,000-character one gets 12 passes and trains best at 0.1. Up to
+# the first bound the low value, from the second the high one, between them on a log scale.
+DROPOUT_BY_PASSES = ((12, 0.1), (60, 0.5))
+
+
+def passes(cfg: TrainConfig, steps: float, train_tokens: int) -> float:
+    """How many times a run of this many steps reads its training text (the global batch)."""
+    return steps * cfg.batch_size * cfg.seq_length / max(train_tokens, 1)
+
+
+def auto_dropout(passes: float) -> float:
+    """The dropout of a run given none, for the passes it makes over its text (DROPOUT_BY_PASSES),
+    in steps of 0.05."""
+    (few, low), (many, high) = DROPOUT_BY_PASSES
+    where = min(1.0, max(0.0, math.log(max(passes, 1e-9) / few) / math.log(many / few)))
+    return round(20 * (low + (high - low) * where)) / 20
+
+
 def auto_iters(train_tokens: int, cfg: TrainConfig) -> int:
     """The steps of a run given neither --iter nor --time (AUTO_PASSES over the training text)."""
     return min(AUTO_MAX_ITERS, max(AUTO_MIN_ITERS, round(AUTO_PASSES * train_tokens / (cfg.batch_size * cfg.seq_length))))
@@ -362,13 +384,13 @@ def _new(corpus_paths: list[str], options: dict, dist: Dist) -> tuple[Configs, P
         options = {**options, "init_from": choice.chosen}
     if options.get("init_from"):
         base = dist.from_main(lambda: checkpoint.load(shipped.resolve(options["init_from"])))
-        # the architecture is the model's; only dropout may change
+        # the architecture is the model's; only dropout may change (given none, it follows the new text's size)
         base_cfg = asdict(ModelConfig.from_dict(base["model_config"]))
         shape = {k: v for k, v in base_cfg.items() if k not in ("vocab_size", "dropout")}
         changed = sorted(k for k in shape if k in options and options[k] != shape[k])
         if changed:
             raise ConfigError(f"--init-from keeps the model's architecture; cannot change {', '.join(changed)}")
-        options = {**shape, "dropout": base["model_config"].get("dropout", 0.1), **options}
+        options = {**shape, **options}
         if "level" in base.get("train_config", {}):  # a word-level model goes on at word level
             options.setdefault("level", base["train_config"]["level"])
     configs = split_options(options)

@@ -31,7 +31,7 @@ from .batches import EVAL_PROTOCOL, Batches
 from .distributed import Dist
 from .encoded import Encoded
 from .loop import Budget, Speed, Sync
-from .plan import TrainConfig
+from .plan import TrainConfig, auto_dropout, passes
 from .schedule import RATE_MEASURED, Schedule, budget_steps
 from .split import Split
 from .validation import Evaluation, Validation
@@ -85,7 +85,8 @@ class Trainer:
                  text: Encoded, split: Split, model: CharRNN, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, batches: Batches, device: torch.device, amp: torch.dtype | None,
                  run_dir: Path, dist: Dist, step: int = 0, best: dict | None = None, elapsed: float = 0.0,
-                 hidden=None, counts: Counts | None = None, weights: torch.Tensor | None = None):
+                 hidden=None, counts: Counts | None = None, weights: torch.Tensor | None = None,
+                 choose_dropout: bool = False):
         """schedule: the rate of every step, and the end of the run; net: what trains (model, or
         its DDP wrapper under torchrun); step, best (the figures of the best evaluation: step,
         val_bpc, val_text_bpc, and evaluations since), elapsed (seconds trained) and hidden (a
@@ -101,7 +102,10 @@ class Trainer:
         self.model_cfg = model.config  # output and cutoffs made concrete: what the checkpoint keeps
         self.device, self.amp = device, amp
         self.step, self.best, self.elapsed, self.hidden = step, best, elapsed, hidden
-        self.first_step, self.rate_since = step, None  # where this process began; measure_rate's start
+        self.first_step, self.rate_since = step, None  # where this process began; measure_speed's start
+        # under --time with no --dropout: chosen with the rate, for the passes the budget holds (plan.auto_dropout).
+        # (A run stopped before that keeps the short runs' dropout it started with when resumed.)
+        self.choose_dropout = choose_dropout
         self.run_dir = run_dir
         self.ckpt_path = run_dir / checkpoint.FILENAME
         self.counts = counts
@@ -145,19 +149,26 @@ class Trainer:
             "rng": rng,
         }
 
-    def measure_rate(self) -> None:
-        """Under --time with no --learning-rate: the speed between the RATE_MEASURED steps of this
-        process, and from it the schedule's peak, fixed from then on (until then the schedule
-        plans by the speed so far). Every process fixes the same peak: under torchrun and --time
-        each step takes rank 0's clock (loop.Sync)."""
+    def measure_speed(self) -> None:
+        """Under --time with no --learning-rate or no --dropout: the speed between the
+        RATE_MEASURED steps of this process, and from it the schedule's peak and the dropout,
+        fixed from then on (until then the schedule plans by the speed so far). Every process
+        fixes the same: under torchrun and --time each step takes rank 0's clock (loop.Sync)."""
         done, (first, last) = self.step - self.first_step, RATE_MEASURED
         if done == first:
             self.rate_since = (self.step, self.elapsed)
         elif done >= last and self.rate_since:
             steps = budget_steps(self.schedule.end, self.step, self.elapsed, self.rate_since)
-            self.schedule = self.schedule.measured(steps)
-            log.info("learning rate %.2g, as for the %d steps the --time budget holds at this speed "
-                     "(--learning-rate to choose)", self.schedule.peak, steps)
+            if self.schedule.peak is None:
+                self.schedule = self.schedule.measured(steps)
+                log.info("learning rate %.2g, as for the %d steps the --time budget holds at this speed "
+                         "(--learning-rate to choose)", self.schedule.peak, steps)
+            if self.choose_dropout:
+                reads = passes(self.cfg, steps, len(self.split.train))
+                self.model.set_dropout(auto_dropout(reads))
+                self.model_cfg, self.choose_dropout = self.model.config, False
+                log.info("dropout %.2g, as for the %.0f passes over the training text the --time budget holds "
+                         "(--dropout to choose)", self.model_cfg.dropout, reads)
 
     def save(self) -> Path:
         """Every process checks (their weights are equal, so they stop alike); rank 0 writes."""
@@ -194,8 +205,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp)
 
     def train_step(self) -> torch.Tensor:
-        if self.schedule.peak is None:
-            self.measure_rate()
+        if self.schedule.peak is None or self.choose_dropout:
+            self.measure_speed()
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.rate(self.step, self.elapsed)
         if self.cfg.stateful and self.batches.fresh_at(self.step):
