@@ -44,6 +44,8 @@ def test_the_arrays_give_the_reference_kneser_ney():
     history = np.stack([ids[i : i + 3] for i in rng.integers(0, len(ids) - 3, 30)] +
                        [rng.integers(0, V, 3) for _ in range(10)] + [np.array([-1, -1, 7]), np.array([-1, -1, -1])])
     p, _ = counts.distributions(history)
+    for row in range(len(history)):  # one history alone (a sampling step's path) as in the batch
+        assert np.allclose(counts.distributions(history[row : row + 1])[0][0], p[row], rtol=1e-5, atol=1e-8)
     for row, h in enumerate(history):
         known = tuple(int(t) for t in h if t >= 0)
         for token in (0, 3, int(ids[5]), V - 1):
@@ -83,6 +85,13 @@ def test_the_mixture_is_a_distribution_over_the_whole_vocabulary(trained):
     part, h = mixed(torch.from_numpy(ids[None, :17]))
     rest, _ = mixed(torch.from_numpy(ids[None, 17:40]), h)
     assert torch.allclose(torch.cat([part, rest], 1), whole, atol=1e-5)
+    # one token at a time (a sampling step: its own short path), one stream or two, the same again
+    for rows in (1, 2):
+        steps, h = [], None
+        for i in range(40):
+            out, h = mixed(torch.from_numpy(ids[None, i : i + 1]).repeat(rows, 1), h)
+            steps.append(out[:1])
+        assert torch.allclose(torch.cat(steps, 1), whole, atol=1e-5)
     # the target path (scoring, validation) agrees with the full distributions
     y = torch.from_numpy(ids[None, 1:41])
     nats, _ = mixed(torch.from_numpy(ids[None, :40]), targets=y)

@@ -152,6 +152,19 @@ def _pack(keys: list[np.ndarray], seen: list[np.ndarray], entries: list, V: int,
     return levels
 
 
+@dataclass
+class Terms:
+    """The next-token distributions of N histories, kept sparse (Counts.terms): row n's is
+    base[n] * P_0 plus values[k] at tokens[k] for every k with rows[k] == n (a token may come
+    once from each context length)."""
+
+    base: np.ndarray  # (N,) float32, the weight of the full shortest level P_0
+    rows: np.ndarray  # (E,) int64
+    tokens: np.ndarray  # (E,) int64
+    values: np.ndarray  # (E,) float32
+    known: np.ndarray  # (N,) the longest context length known (0 .. order-1)
+
+
 class Counts:
     """Kneser-Ney counts of one token stream (see the module's docstring)."""
 
@@ -247,27 +260,78 @@ class Counts:
             out[:, m] = np.where(ok & (keys[pos] == key), pos, -1)
         return out
 
-    def distributions(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """history (N, order-1) -> (N, V) float32 probabilities of the next token, and (N,) the
-        longest context length known (0 .. order-1)."""
+    def terms(self, history: np.ndarray, share: np.ndarray | None = None) -> Terms:
+        """history (N, order-1) -> each row's distribution of the next token as its terms:
+        base * P_0 + the entries of its known contexts, each scaled by the backoff weights of the
+        longer contexts above it. Unrolled, P_M(w) = sum over m = 1..M of (gamma_{m+1} .. gamma_M)
+        value_m(w) + (gamma_1 .. gamma_M) P_0(w): no (N, V) array is made or scaled level by level,
+        so a step of one stream costs a few dozen small operations and the entries it touches.
+        share (order,): each row's terms times share[its longest known context length] (the
+        counts' part of a mixture)."""
+        if len(history) == 1:
+            return self._terms_of_one(history[0], share)
         ctx = self.contexts(history)  # (N, order)
-        p = np.tile(self._unigram, (len(history), 1))  # (N, V)
+        n = len(history)
+        gamma = np.ones((n, self.order + 1), dtype=np.float32)  # (N, order+1): 1 past the longest known
         for m in range(1, self.order):
             rows = np.flatnonzero(ctx[:, m] >= 0)
             if not len(rows):
                 break
-            level, ids = self.levels[m], ctx[rows, m]
-            p[rows] *= level.gamma[ids][:, None]
+            gamma[rows, m] = self.levels[m].gamma[ctx[rows, m]]
+        above = np.cumprod(gamma[:, ::-1], axis=1)[:, ::-1]  # (N, order+1): above[:, m] = gamma_m .. gamma_M
+        rows, tokens, values = [], [], []
+        for m in range(1, self.order):
+            known = np.flatnonzero(ctx[:, m] >= 0)
+            if not len(known):
+                break
+            level, ids = self.levels[m], ctx[known, m]
             begin, end = level.offsets[ids], level.offsets[ids + 1]
-            if len(rows) == 1:  # one stream: a slice
-                entry = np.arange(begin[0], end[0])
-                p[rows[0], level.tokens[entry]] += level.values[entry]
-                continue
             lengths = end - begin
-            row = np.repeat(rows, lengths)  # (E,)
+            row = np.repeat(known, lengths)  # (E,)
             entry = np.repeat(begin - np.cumsum(lengths) + lengths, lengths) + np.arange(len(row))
-            p[row, level.tokens[entry]] += level.values[entry]
-        return p, (ctx >= 0).sum(1) - 1
+            rows.append(row)
+            tokens.append(level.tokens[entry])
+            values.append(level.values[entry] * above[row, m + 1])
+        join = lambda parts, dtype: np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)  # noqa: E731
+        t = Terms(above[:, 1], join(rows, np.int64), join(tokens, np.int64), join(values, np.float32),
+                  (ctx >= 0).sum(1) - 1)
+        if share is not None:
+            part = share[t.known].astype(np.float32)  # (N,)
+            t.base, t.values = t.base * part, t.values * part[t.rows]
+        return t
+
+    def _terms_of_one(self, history: np.ndarray, share: np.ndarray | None) -> Terms:
+        """terms() of one history (order-1,), in Python scalars: a sampling step of one stream
+        costs as many lookups as the contexts it knows, not the array operations of a batch."""
+        chain, context = [], 0  # the ids of its known contexts, shortest first
+        for m in range(1, self.order):
+            token, keys = int(history[self.order - 1 - m]), self.levels[m].keys
+            key = context * self.vocab_size + token
+            at = int(keys.searchsorted(key)) if token >= 0 else len(keys)
+            if at == len(keys) or keys[at] != key:
+                break
+            chain.append(at)
+            context = at
+        # scale: the share, times the backoff weights of the longer contexts known
+        tokens, values, scale = [], [], 1.0 if share is None else float(share[len(chain)])
+        for m in range(len(chain), 0, -1):  # longest first
+            level, at = self.levels[m], chain[m - 1]
+            begin, end = level.offsets[at], level.offsets[at + 1]
+            tokens.append(level.tokens[begin:end])
+            values.append(level.values[begin:end] * np.float32(scale))
+            scale *= float(level.gamma[at])
+        tokens = np.concatenate(tokens).astype(np.int64) if tokens else np.zeros(0, np.int64)
+        values = np.concatenate(values) if values else np.zeros(0, np.float32)
+        return Terms(np.array([scale], np.float32), np.zeros(len(tokens), np.int64), tokens, values,
+                     np.array([len(chain)]))
+
+    def distributions(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """history (N, order-1) -> (N, V) float32 probabilities of the next token, and (N,) the
+        longest context length known (0 .. order-1)."""
+        t = self.terms(history)
+        p = t.base[:, None] * self._unigram[None, :]  # (N, V)
+        np.add.at(p, (t.rows, t.tokens), t.values)
+        return p, t.known
 
     def target_probs(self, history: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """history (N, order-1), targets (N,) -> (N,) P(target) float64 and (N,) the longest context known."""
@@ -359,6 +423,8 @@ class Mixed(nn.Module):
         self.weights = torch.as_tensor(weights, dtype=torch.float64)  # (order,) the network's, by context length
         self.config = net.config
         self._weights = self.weights.numpy().astype(np.float32)
+        self._unigram = torch.from_numpy(counts._unigram)  # (V,) P_0, shared with the counts
+        self._share = 1 - self._weights  # (order,) the counts' weight, by context length
         self.train(net.training)  # the mode of what it wraps (evaluating() restores the wrapper's)
 
     def _split(self, hidden):
@@ -370,6 +436,8 @@ class Mixed(nn.Module):
     def forward(self, idx: torch.Tensor, hidden=None, targets: torch.Tensor | None = None):
         state, before = self._split(hidden)
         B, T = idx.shape
+        if targets is None and B * T == 1 and self.counts.order > 1:
+            return self._step_of_one(idx, state, before)
         hist = histories(idx, self.counts.order, before)  # (B, T, order-1)
         contexts = hist.reshape(B * T, -1).cpu().numpy()
         if targets is not None:
@@ -379,15 +447,30 @@ class Mixed(nn.Module):
                              torch.from_numpy(known).to(idx.device), self.weights).float()
         else:
             logits, state = self.net(idx, state)  # (B, T, V)
-            p_counts, known = self.counts.distributions(contexts)  # (B*T, V), (B*T,)
-            w = self._weights[known][:, None]  # (B*T, 1) the network's weight after each context
-            p_counts *= 1 - w  # the counts' part, in place (a long prime is (T, V) already)
+            t = self.counts.terms(contexts, self._share)  # the counts' part, sparse: no (B*T, V) array of it
+            w = torch.from_numpy(self._weights[t.known]).to(idx.device)  # (B*T,) the network's weight
             probs = logits.float().softmax(-1).view(B * T, -1)  # (B*T, V); of an adaptive output's log-probs too
-            probs.mul_(torch.from_numpy(w).to(idx.device)).add_(torch.from_numpy(p_counts).to(idx.device))
+            probs.mul_(w[:, None]).addr_(torch.from_numpy(t.base).to(idx.device), self._unigram.to(idx.device))
+            where = torch.from_numpy(t.rows * probs.size(1) + t.tokens).to(idx.device)  # (E,) flat positions
+            probs.view(-1).index_add_(0, where, torch.from_numpy(t.values).to(idx.device))
             out = probs.log_().view(B, T, -1)  # (B, T, V) log-probabilities of the mixture
         last = hist[:, -1:, :].transpose(0, 1).float()  # (1, B, order-1): the next call's history
         state = (state,) if not isinstance(state, tuple) else state
         return out, (*state, last)
+
+    def _step_of_one(self, idx: torch.Tensor, state, before: torch.Tensor | None):
+        """forward() of one token of one stream (a sampling step): the same mixture in a handful
+        of operations, as the counts' few dozen microseconds weigh against a small network's step."""
+        if before is None:
+            before = torch.full((1, self.counts.order - 1), -1, dtype=torch.long, device=idx.device)
+        last = torch.cat([before[:, 1:], idx.long()], 1)  # (1, order-1): the history of the next token
+        logits, state = self.net(idx, state)  # (1, 1, V)
+        t = self.counts.terms(last.cpu().numpy(), self._share)
+        probs = logits.view(1, -1).float().softmax(-1).mul_(float(self._weights[t.known[0]]))  # (1, V)
+        probs.add_(self._unigram.to(idx.device), alpha=float(t.base[0]))
+        probs.index_add_(1, torch.from_numpy(t.tokens).to(idx.device), torch.from_numpy(t.values).to(idx.device)[None])
+        state = (state,) if not isinstance(state, tuple) else state
+        return probs.log_().view(1, 1, -1), (*state, last.float()[None])
 
     def num_parameters(self) -> int:
         return self.net.num_parameters()
