@@ -384,7 +384,7 @@ def _new(corpus_paths: list[str], options: dict, dist: Dist) -> tuple[Configs, P
         options = {**options, "init_from": choice.chosen}
     if options.get("init_from"):
         base = dist.from_main(lambda: checkpoint.load(shipped.resolve(options["init_from"])))
-        # the architecture is the model's; only dropout may change (given none, it follows the new text's size)
+        # the architecture is the model's; only dropout may change (given none, it follows the passes over the new text)
         base_cfg = asdict(ModelConfig.from_dict(base["model_config"]))
         shape = {k: v for k, v in base_cfg.items() if k not in ("vocab_size", "dropout")}
         changed = sorted(k for k in shape if k in options and options[k] != shape[k])
