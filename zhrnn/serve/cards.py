@@ -38,6 +38,7 @@ def card(name: str, model: TextModel) -> dict:
     corpus = info.get("corpus") or {}
     best = info.get("best") or {}
     params = sum(p.numel() for p in model.model.parameters())
+    base = (info.get("train_config") or {}).get("init_from")
     return {
         "name": name,
         "corpus": [Path(s).name for s in corpus.get("sources", [])],
@@ -52,9 +53,9 @@ def card(name: str, model: TextModel) -> dict:
             "order": model.model.counts.order, "entries": model.model.counts.num_entries(),
             "weights": [round(w, 3) for w in model.model.weights.tolist()]},
         "curve": bool(log_records(model)),
-        "credits": info.get("credits"),
+        "credits": info.get("credits"),  # the training text's sources and licences (zhrnn export --credits)
         # the model it started from (--init-from): a shipped name, or the last part of a path (no paths on the page)
-        "base": (lambda base: base and Path(base).name)((info.get("train_config") or {}).get("init_from")),  # the training text's sources and licences (zhrnn export --credits)
+        "base": base and Path(base).name,
     }
 
 
