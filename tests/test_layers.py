@@ -86,7 +86,7 @@ def test_the_poetry_layer_runs_without_torch():
         from zhrnn.poetry import forms, meter, rhyme, tones
         assert meter.check("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。").ok
         assert tones.rhyme_groups("诗", modern=True) == {{"十三支"}}  # 中华新韵, from pypinyin
-        assert rhyme.groups_of(["光", "霜"]) == ["江阳", "江阳"] and forms.template_of("浣溪沙")
+        assert rhyme.groups_in("光霜") == ["江阳", "江阳"] and forms.template_of("浣溪沙")
         """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

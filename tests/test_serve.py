@@ -50,7 +50,7 @@ def events(client, **body):
 def test_a_request_streams_the_text_the_cli_writes(client, trained):
     model = zhrnn.load(trained.run_dir)
     got = events(client, start="床", greedy=True, length=24)
-    assert got[-1] == {"done": True, "texts": [POEMS[:24]]}
+    assert got[-1] == {"done": True, "texts": [POEMS[:24]], "rhymes": [[]]}
     assert "".join(e["text"] for e in got[:-1]) == POEMS[:24] and len(got) > 3  # piece by piece
     # sampled with a seed: the same texts as the Python API (and the CLI) with that seed
     body = dict(start="春", length=40, num=3, seed=7, temperature=1.5)
@@ -90,7 +90,8 @@ def test_requests_join_and_leave_one_running_batch(trained):
     assert done.wait(60)
     batcher.stop()
     for i, (start, cfg, num) in enumerate(asks):
-        assert finished[i] == ("done", zhrnn.generation.sample(model.model, model.tokenizer, start, cfg, num)), i
+        texts = zhrnn.generation.sample(model.model, model.tokenizer, start, cfg, num)
+        assert finished[i] == ("done", texts, [[]] * num), i
     # one forward pass a step for all of them: fewer passes than the longest request alone would
     # need plus the others, and at least once every row of every request in one pass
     assert batcher.steps < 2 * 90 + 16 and batcher.widest >= 2 * 4 + 1 + 3
@@ -108,7 +109,7 @@ def test_a_listener_that_fails_ends_its_request_not_the_batcher(trained):
     done = threading.Event()
     batcher.submit(Job(Sampling(model.tokenizer, "床", SampleConfig(greedy=True, length=12), 1),
                        lambda e: (seen.append(e), done.set()) if e[0] == "done" else None))
-    assert done.wait(30) and ("done", [POEMS[:12]]) in seen and seen[0][0] == "error"
+    assert done.wait(30) and ("done", [POEMS[:12]], [[]]) in seen and seen[0][0] == "error"
     assert batcher.call(lambda: 42).result(10) == 42  # still serving
     batcher.stop()
 

@@ -189,9 +189,12 @@ _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or 
 def read_json(cls, name: str, value, high: float | None = None):
     """A field's value as a JSON body gives it: its type (an integer, a number, a string, true or
     false), then its range as check() has it, in the same sentence. Returns the value (a list of
-    numbers as a tuple)."""
+    numbers as a tuple). An option whose flag may be given bare (const) also takes true for that,
+    and false for not given ("rhyme": true is --rhyme)."""
     opt = dict(declared(cls))[name]
     kind = opt.type
+    if opt.const is not None and isinstance(value, bool):  # a flag that may be given bare: true is that, false none
+        return opt.const if value else None
     if opt.many and isinstance(value, list):
         ok = bool(value) and all(_is(v, kind) for v in value)
         value = tuple(value)

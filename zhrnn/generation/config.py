@@ -6,6 +6,7 @@ from dataclasses import InitVar, dataclass
 from ..errors import ConfigError
 from ..options import check_options, option
 from ..poetry.forms import FORMS
+from ..poetry.rhyme import GROUPS
 
 MAX_LENGTH = 1_000_000
 PARAGRAPH_CAP = 5_000  # characters per paragraph asked for by --num-paragraphs without --len: a safety stop
@@ -13,6 +14,11 @@ MAX_CANDIDATES = 64  # lines drawn to choose from: each one is a row of the batc
 TONE_SYSTEMS = ("平水韵", "新韵")  # --tones: the 106 groups of Tang and Song verse, or 中华新韵 (modern tones)
 FORM_CANDIDATES = 4  # --candidates under --form unless told: benchmarks/generation_quality.py --meter
 DECODING, POEM = "解码 / decoding", "诗体 / poem forms"  # the argument groups of `zhrnn sample --help`
+SONG = "歌词与自由文本 / songs and free text"
+RHYME_SCHEMES = ("all", "abab", "aabb")  # every line; every second line (ABAB's B); couplets, a new rhyme each
+SECTION_NAMES = {**dict.fromkeys(("verse", "v", "主歌", "主"), "verse"), **dict.fromkeys(("chorus", "c", "副歌", "副"), "chorus")}
+SECTION_LINES, MAX_SECTION_LINES = 4, 64  # --structure: lines of a section unless given
+RHYME_CANDIDATES = 4  # --candidates under free-text --rhyme unless told: BENCHMARKS.md (songs that rhyme)
 
 
 @dataclass
@@ -78,9 +84,29 @@ class SampleConfig:
     acrostic: str = option(
         "", flags="--acrostic", group=POEM, api=True, step=True,
         zh="藏头诗: 每句开头的字, 如 春夏秋冬", en="first character of each line")
-    rhyme: bool = option(  # 十三辙 groups
-        False, flags="--rhyme", group=POEM, api=True, step=True,
-        zh="押韵: 句号前的字同属十三辙一韵 (需 pypinyin)", en="lines ending in 。 rhyme (needs pypinyin)")
+    rhyme: str | None = option(  # "auto": the first rhyme decides (a form's 韵脚, or the first line's end); or a group
+        None, type=str, flags="--rhyme", const="auto", metavar="[韵]", group=POEM, api=True, step=True,
+        zh="押韵 (需 pypinyin): 诗体按句号前的字押十三辙; 歌词和自由文本按行尾押韵。可指定韵部, 如 --rhyme 江阳 "
+           "(十三辙或中华新韵的名字) 或 --rhyme 光 (用这个字的韵); 不指定则由第一个韵脚决定",
+        en="rhyme (needs pypinyin): a poem form's lines ending in 。, or the lines of a song or free text, in one "
+           "rhyme group; name it (--rhyme 江阳, 十三辙 or 中华新韵) or give a character of it (--rhyme 光); bare: the "
+           "first rhyme decides")
+    rhyme_scheme: str = option(
+        "all", flags="--rhyme-scheme", choices=RHYME_SCHEMES, group=SONG, api=True, step=True,
+        zh="歌词押韵方式: all 每行都押 (默认); abab 隔行押 (双数行); aabb 两行一换韵",
+        en="which lines of a song rhyme: all (default), abab (every second line), aabb (couplets, a new rhyme each)")
+    structure: str | None = option(  # parsed by sections(): "verse chorus verse chorus", "主副主副", "v:6 c:4 v c"
+        None, type=str, flags="--structure", metavar="主副主副", group=SONG, api=True,
+        zh="歌曲结构, 如 \"主副主副\" 或 \"verse chorus verse chorus\": 主歌每段新写, 副歌第一次写出, 之后原样再唱; "
+           "段间空行; 每段默认 4 行, 可写 主:6",
+        en="song structure, e.g. \"verse chorus verse chorus\" (or v c v c, 主副主副): each verse new, the first chorus "
+           "written and every later one sung again word for word, a blank line between sections; 4 lines a section "
+           "unless given (verse:6)")
+    line_len: str | None = option(  # "6-12", "6-", "-12" or "8": parsed by line_range()
+        None, type=str, flags="--line-len", metavar="MIN-MAX", group=SONG, api=True, step=True,
+        zh="歌词和自由文本每行字数范围, 如 6-12: 不到最少不换行, 到最多必换行 (诗体按格式)",
+        en="characters per line of a song or free text, e.g. 6-12: no line break before MIN, one by MAX "
+           "(poem forms keep their own)")
     tones: str | None = option(  # "auto": 平水韵 for the four 近体 forms where the model and the start allow it; None: none
         "auto", flags="--tones", choices=("auto",) + TONE_SYSTEMS + ("off",), const="平水韵", metavar="auto|平水韵|新韵|off",
         group=POEM, api=True, step=True,
@@ -101,6 +127,16 @@ class SampleConfig:
             self.num_paragraphs = paragraphs
         # each field in its declared range; the temperature is idle under --greedy and --beam
         check_options(self, skip=("temperature",) if self.greedy or self.beam > 1 else ())
+        if self.rhyme is True or self.rhyme is False or self.rhyme == "":  # the Python API's and JSON's on / off
+            self.rhyme = "auto" if self.rhyme else None
+        if self.rhyme not in (None, "auto") and self.rhyme not in GROUPS and len(self.rhyme) != 1:
+            raise ConfigError(f"--rhyme takes a rhyme group of 十三辙 or 中华新韵 (江阳, 十唐, ...) or one character "
+                              f"that rhymes in it, not {self.rhyme!r}")
+        self.line_range  # refuses a malformed --line-len
+        if self.structure:
+            if self.form or self.num_paragraphs is not None:
+                raise ConfigError("--structure decides the song's sections; it does not go with --form or --num-paragraphs")
+            self.num_paragraphs = len(self.sections)  # a section is a paragraph: the song ends after the last
         if self.length is None:
             self.length = min(MAX_LENGTH, PARAGRAPH_CAP * self.num_paragraphs) if self.num_paragraphs else 100
         if self.tones == "off":
@@ -114,16 +150,54 @@ class SampleConfig:
             self.tones = "平水韵" if self.tones == "auto" else self.tones
         if self.tones and self.tones != "auto" and self.rhyme:
             raise ConfigError("--tones rhymes by its own system already; leave out --rhyme (the modern 十三辙)")
-        if (self.acrostic or self.rhyme or self.tones not in (None, "auto")) and not self.form:
+        if (self.acrostic or self.tones not in (None, "auto")) and not self.form:
             self.form = "五言绝句" if len(self.acrostic) <= 4 else "五言律诗"
         if self.tones == "auto":  # the 十三辙 of --rhyme, or a form not of 近体, go without
             self.tones = "auto" if self.form in FORMS and not self.rhyme else None
+        if self.form and (self.line_len or self.rhyme_scheme != "all"):
+            raise ConfigError("--line-len and --rhyme-scheme are for songs and free text; a poem form keeps its own "
+                              "lines and rhymes")
         if self.candidates is None:
-            self.candidates = FORM_CANDIDATES if self.form and not (self.greedy or self.beam > 1) else 1
+            drafts = FORM_CANDIDATES if self.form else RHYME_CANDIDATES if self.rhyme or self.line_len else 1
+            self.candidates = 1 if self.greedy or self.beam > 1 else drafts
         if self.candidates > 1 and (self.greedy or self.beam > 1):
             raise ConfigError("--candidates draws lines to choose from; with --greedy or --beam every draw is the same")
         if self.form and (self.num_paragraphs is not None or self.stop):
             raise ConfigError("--num-paragraphs and --stop do not go with --form: the form decides where the poem ends")
+
+    @property
+    def line_range(self) -> tuple[int, int | None] | None:
+        """--line-len as (min, max), max None for no limit: "6-12", "6-", "-12", "8" (exactly)."""
+        if not self.line_len:
+            return None
+        low, dash, high = str(self.line_len).replace("–", "-").replace("~", "-").partition("-")
+        try:
+            low, high = int(low or 1), (int(high) if high else None) if dash else int(low)
+        except ValueError:
+            low = high = 0
+        if low < 1 or high is not None and high < max(low, 2):
+            raise ConfigError(f"--line-len takes MIN-MAX characters per line (6-12, 6- or -12, at least 1, a "
+                              f"maximum of 2 or more), not {self.line_len!r}")
+        return low, high
+
+    @property
+    def sections(self) -> list[tuple[str, int]]:
+        """--structure as (kind, lines) per section, kind "verse" or "chorus": "verse chorus verse
+        chorus", "v c v c", "主副主副" (主歌, 副歌), with lines as "verse:6" (SECTION_LINES unless given)."""
+        if not self.structure:
+            return []
+        words = str(self.structure).replace(",", " ").replace("，", " ").split()
+        if len(words) == 1 and ":" not in words[0] and words[0].lower() not in SECTION_NAMES:
+            words = list(words[0])  # 主副主副, vcvc
+        out = []
+        for word in words:
+            name, _, lines = word.partition(":")
+            kind = SECTION_NAMES.get(name.lower())
+            if kind is None or lines and not (lines.isdigit() and 1 <= int(lines) <= MAX_SECTION_LINES):
+                raise ConfigError(f"--structure takes sections such as \"verse chorus verse chorus\", \"主副主副\" or "
+                                  f"\"verse:6 chorus:4\" (1 to {MAX_SECTION_LINES} lines), not {self.structure!r}")
+            out.append((kind, int(lines) if lines else SECTION_LINES))
+        return out
 
     @property
     def temperatures(self) -> tuple[float, ...]:

@@ -23,7 +23,7 @@ class Form:
     """A template with the acrostic and start text filled in: one entry per position, either
     None (any Chinese character) or the token id that must stand there."""
 
-    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = "", rhyme: bool = False,
+    def __init__(self, tokenizer: Tokenizer, form: str, acrostic: str = "", start: str = "", rhyme: "Rhyme | None" = None,
                  tones: str | None = None, tones_strict: bool = False):
         # tones: "平水韵" or "新韵"; "auto" (the default for 近体 forms): 平水韵 where it can be kept
         if tokenizer.level != "char":
@@ -49,17 +49,16 @@ class Form:
             raise ConfigError(f"the model has never seen {''.join(missing)}, which the form needs")
         self.template = template
         self.slots = [None if c is None else tokenizer.index[c] for c in chars]
-        han = _han_mask(tuple(tokenizer.vocab))  # (V,)
+        han = han_mask(tuple(tokenizer.vocab))  # (V,)
         if not han.any():
             raise ConfigError("the model knows no Chinese characters to fill the form with")
         self.han = han
-        # With rhyme: the last character before each 。 (the 韵脚 of 诗 and 词 alike) shares the
-        # rhyme group of the first one; characters without a group cannot stand there.
-        self.rhyme_positions: list[int] = []
-        if rhyme:
+        # With rhyme: the last character before each 。 (the 韵脚 of 诗 and 词 alike) shares a rhyme
+        # group with every one before it; characters without a group cannot stand there.
+        self.rhyme, self.rhyme_positions = rhyme, []
+        if rhyme is not None:
             self.rhyme_positions = [i - 1 for i, c in enumerate(chars)
                                     if c == "。" and i > 0 and (chars[i - 1] is None or is_han(chars[i - 1]))]
-            self.groups = _rhyme_groups(tuple(tokenizer.vocab))  # (V,)
         self.meter = None
         if tones:
             try:
@@ -73,10 +72,10 @@ class Form:
         """(V,) bool for a rhyme position given the poem's ids so far; None elsewhere."""
         if position not in self.rhyme_positions:
             return None
-        first = self.rhyme_positions[0]
-        if position == first:
-            return self.groups >= 0  # any character that has a rhyme group
-        return self.groups == self.groups[poem[first]]
+        groups = self.rhyme.given  # narrowed by each rhyme before it (by its usual reading, as it was drawn)
+        for p in self.rhyme_positions[: self.rhyme_positions.index(position)]:
+            groups = groups & self.rhyme.table[poem[p]] if (groups & self.rhyme.table[poem[p]]).any() else groups
+        return self.rhyme.allowed(groups)
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -170,15 +169,60 @@ def _tone_tables(vocab: tuple[str, ...], modern: bool) -> tuple[torch.Tensor, to
 
 
 @lru_cache(maxsize=8)  # masks are per vocabulary: computed once, not at every generate call
-def _han_mask(vocab: tuple[str, ...]) -> torch.Tensor:
+def han_mask(vocab: tuple[str, ...]) -> torch.Tensor:
+    """(V,) bool: the tokens that are one Chinese character."""
     return torch.tensor([is_han(t) for t in vocab])
 
 
-@lru_cache(maxsize=8)
-def _rhyme_groups(vocab: tuple[str, ...]) -> torch.Tensor:
-    """(V,) the rhyme group of each token as a number, -1 for tokens that cannot rhyme."""
-    from ..poetry.rhyme import groups_of
+class Rhyme:
+    """--rhyme as masks over the vocabulary: the group each token rhymes in by its usual reading,
+    under one system (十三辙, or 中华新韵 where a group of it is named), and the groups the request
+    allows. A line's end is judged by its last character read among the ones before it (groups_in:
+    银行 rhymes hang, in 江阳). Poem forms (Form) and the lines of songs and free text
+    (processors.LineRules) read it alike."""
 
-    names = groups_of(list(vocab))
-    index = {g: k for k, g in enumerate(sorted({g for g in names if g}))}
-    return torch.tensor([index[g] if g and is_han(t) else -1 for t, g in zip(vocab, names)])
+    def __init__(self, tokenizer: Tokenizer, asked: str):
+        from ..poetry.rhyme import GROUPS, SHISANZHE, groups_in, system_of
+
+        self.system = system_of(asked) if asked in GROUPS else SHISANZHE
+        self.table, self.names = _rhyme_table(tuple(tokenizer.vocab), self.system)  # (V, G) bool, G names
+        self._allowed: dict[tuple, torch.Tensor] = {}
+        self._endings: dict[str, torch.Tensor] = {}
+        given = [asked] if asked in GROUPS else groups_in(asked, self.system)[:1] if asked != "auto" else []
+        if given == [None]:
+            raise ConfigError(f"--rhyme {asked}: the character has no rhyme group (give a group name such as 江阳)")
+        self.given = torch.tensor([asked == "auto" or n in given for n in self.names])  # (G,)
+        if not self.allowed(self.given).any():
+            raise ConfigError(f"--rhyme {asked}: the model knows no character of that rhyme")
+
+    def ending(self, tail: str) -> torch.Tensor:
+        """(G,) bool: the group of the last character of tail (a line's last Chinese characters),
+        read with the ones before it; none where it has none."""
+        if tail not in self._endings:
+            from ..poetry.rhyme import groups_in
+
+            group = groups_in(tail, self.system)[-1] if tail else None
+            self._endings[tail] = torch.tensor([n == group for n in self.names])
+        return self._endings[tail]
+
+    def allowed(self, groups: torch.Tensor) -> torch.Tensor:
+        """(V,) bool: the tokens that rhyme in any of the groups (G,) by their usual reading."""
+        key = tuple(groups.tolist())
+        if key not in self._allowed:  # a song asks the same few at every step
+            self._allowed[key] = (self.table & groups).any(1)
+        return self._allowed[key]
+
+
+@lru_cache(maxsize=8)
+def _rhyme_table(vocab: tuple[str, ...], system: str) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """(V, G) bool: the group each token (one Chinese character) rhymes in by its usual reading,
+    and the G group names."""
+    from ..poetry.rhyme import groups_in
+
+    groups = [groups_in(t, system)[0] if is_han(t) else None for t in vocab]
+    names = tuple(sorted({g for g in groups if g}))
+    table = torch.zeros(len(vocab), len(names), dtype=torch.bool)
+    for v, g in enumerate(groups):
+        if g:
+            table[v, names.index(g)] = True
+    return table, names

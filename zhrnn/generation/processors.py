@@ -19,22 +19,27 @@ sampling. Masked tokens get -inf.
 """
 from __future__ import annotations
 
+import logging
 import math
 import unicodedata
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import torch
 
 from ..text.tokenizer import Tokenizer
 from .config import SampleConfig
-from .forms import Form
+from .forms import Form, Rhyme, han_mask
+
+log = logging.getLogger(__name__)
 
 NEG_INF = float("-inf")
 # Under line-scoped repeats a line may end this many times in one paragraph: a chorus comes back
 # two or three times a song, while greedy decoding would otherwise sing one line forever.
 LINE_REPEATS = 4
+TAIL = 4  # a line's last Chinese characters read together for its rhyme (银行: hang)
+RHYME_LINE = 16  # under --rhyme a line ends by this many characters unless --line-len says otherwise
 
 
 class Processor:
@@ -225,6 +230,171 @@ class NoRepeatNgram(Processor):
         return logits
 
 
+@dataclass
+class Line:
+    """What LineRules remembers of a row: the line being written and the rhymes of its section."""
+    length: int = 0  # characters shown on the line so far
+    tail: str = ""  # its last Chinese characters (TAIL): the last rhymes, read with the ones before it
+    index: int = 0  # lines ended in this section (paragraph)
+    groups: torch.Tensor | None = None  # (G,) the rhyme groups still open for the lines that rhyme now
+    sung: tuple[str, ...] = ()  # the rhymes the row's lines have ended in, in order (the page shows them)
+
+    def copy(self) -> "Line":
+        return replace(self)  # groups is replaced, never changed in place
+
+
+class LineRules(Processor):
+    """--rhyme, --rhyme-scheme and --line-len for songs and free text: a line (ended by a line
+    break, or by the marker that ends a paragraph) may end only after `low` characters, only on a
+    character of its rhyme where the scheme says it rhymes, and must end by `high` (under --rhyme,
+    RHYME_LINE unless given): one character before it, a line that must rhyme may take only a
+    rhyming character. The first rhyme of a section (paragraph) opens its groups (unless --rhyme
+    named them); aabb opens new ones, other than the couplet's before, every two lines. Where these rules and the constraints before them
+    would leave a row nothing, the row keeps what the others allow (the line ends unrhymed, or goes
+    on), and the log says so."""
+
+    def __init__(self, tokenizer: Tokenizer, rhyme: Rhyme | None, scheme: str, line_range: tuple[int, int | None] | None,
+                 newline_id: int | None, rows: int):
+        self.rhyme, self.scheme = rhyme, scheme
+        self.low, self.high = line_range or (1, None)
+        if rhyme is not None and self.high is None:  # a line looking for its rhyme does not run on
+            self.high = max(self.low, RHYME_LINE)
+        self.marker_id = tokenizer.marker_id
+        self.ends = [t for t in (newline_id, tokenizer.marker_id) if t is not None]  # what ends a line
+        self.han, self.vocab = han_mask(tuple(tokenizer.vocab)), tokenizer.vocab  # (V,)
+        self.rows = [self._section() for _ in range(rows)]
+
+    def _section(self, sung: tuple[str, ...] = ()) -> Line:
+        """A row's state as a section begins (a rhyme named with --rhyme holds through them all)."""
+        return Line(groups=None if self.rhyme is None else self.rhyme.given, sung=sung)
+
+    def rhymes(self, line: Line) -> bool:
+        """Whether the line being written must rhyme (abab: the second of each pair)."""
+        return self.rhyme is not None and (self.scheme != "abab" or line.index % 2 == 1)
+
+    def update(self, row, token, seen):
+        line = self.rows[row]
+        if token == self.marker_id:
+            self.rows[row] = self._section(line.sung)  # a new paragraph: a new section, rhymed afresh
+        elif seen is None:
+            return
+        elif seen in self.ends:
+            if line.length:
+                if self.rhymes(line):  # the groups narrow to the end's own (one the rules let through unrhymed: kept)
+                    kept = line.groups & self.rhyme.ending(line.tail)
+                    if kept.any():
+                        line.groups, name = kept, self.rhyme.names[int(kept.nonzero()[0])]
+                        line.sung += (name,) if line.sung[-1:] != (name,) else ()
+                line.index += 1
+                if self.rhyme is not None and self.scheme == "aabb" and line.index % 2 == 0:
+                    fresh = self.rhyme.given & ~line.groups  # a named rhyme has nothing fresh: it holds
+                    line.groups = fresh if self.rhyme.allowed(fresh).any() else self.rhyme.given
+            line.length, line.tail = 0, ""
+        else:
+            line.length += 1
+            if self.han[seen]:
+                line.tail = (line.tail + self.vocab[seen])[-TAIL:]
+
+    def __call__(self, logits, streams, step):
+        for r, line in enumerate(self.rows):
+            if not line.length:
+                continue  # a line (and a paragraph) begins as the model likes
+            must = self.rhymes(line)
+            rhyming = self.rhyme.allowed(line.groups) if must else None  # (V,)
+            may_end = line.length >= self.low and (not must or bool((line.groups & self.rhyme.ending(line.tail)).any()))
+            full = self.high is not None and line.length >= self.high
+            if full:  # it ends here
+                keep = torch.zeros(logits.size(-1), dtype=torch.bool)
+                keep[self.ends] = True
+            elif must and self.high is not None and line.length == self.high - 1:  # its last character rhymes
+                keep = rhyming & self.han
+                keep[self.ends] = may_end
+            elif not may_end:
+                keep = torch.ones(logits.size(-1), dtype=torch.bool)
+                keep[self.ends] = False
+            else:
+                continue
+            ruled = logits[r].masked_fill(~keep.to(logits.device), NEG_INF)
+            if not torch.isfinite(ruled).any():
+                log.info("--rhyme / --line-len: the other rules leave a line of %d characters nothing these allow; "
+                         "it goes on as they do", line.length)
+                continue
+            logits[r] = ruled
+            if full and not may_end:
+                log.info("--rhyme: a line of %d characters found no rhyme to end on; it ends unrhymed", line.length)
+        return logits
+
+
+@dataclass
+class Song:
+    """What SongStructure remembers of a row."""
+    section: int = -1  # the section being written (the prime's marker opens the first)
+    lines: int = 0  # lines ended in it
+    length: int = 0  # characters on the line being written
+    chorus: list[int] = field(default_factory=list)  # the first chorus's tokens as written (no label or marker)
+    replay: int | None = None  # where a later chorus is in singing the first again
+
+    def copy(self) -> "Song":
+        return replace(self, chorus=list(self.chorus))
+
+
+class SongStructure(Processor):
+    """--structure: each section is a paragraph of its number of lines (the marker, which ends a
+    paragraph, ends its last line, and no other); the first chorus is written and each later one
+    is the first sung again, token for token. Runs last, so that a chorus sung again is not
+    undone by a rule about repeats or rhymes."""
+
+    def __init__(self, tokenizer: Tokenizer, sections: list[tuple[str, int]], newline_id: int | None,
+                 label_id: int | None, rows: int):
+        self.sections, self.newline_id, self.marker_id = sections, newline_id, tokenizer.marker_id
+        self.label_ids, self.label_id = frozenset(tokenizer.label_ids), label_id
+        self.rows = [Song() for _ in range(rows)]
+
+    def update(self, row, token, seen):
+        song = self.rows[row]
+        if token == self.marker_id:
+            song.section += 1
+            song.lines = song.length = 0
+            again = song.section < len(self.sections) and self.sections[song.section][0] == "chorus" and song.chorus
+            song.replay = 0 if again else None
+            return
+        if token in self.label_ids or song.section >= len(self.sections):
+            return
+        if song.replay is not None:
+            song.replay += 1
+        elif self.sections[song.section][0] == "chorus":
+            song.chorus.append(token)  # the first chorus, as it is written
+        if seen == self.newline_id:
+            song.lines += song.length > 0
+            song.length = 0
+        elif seen is not None:
+            song.length += 1
+
+    def __call__(self, logits, streams, step):
+        for r, (song, stream) in enumerate(zip(self.rows, streams)):
+            if not 0 <= song.section < len(self.sections) or stream.previous == self.marker_id and self.label_id is not None:
+                continue  # past the song; or --label's label goes first (PlaceLabels)
+            if song.replay is not None:  # the chorus again, then the marker that ends it
+                token = song.chorus[song.replay] if song.replay < len(song.chorus) else self.marker_id
+                logits[r] = torch.full_like(logits[r], NEG_INF)
+                logits[r, token] = 0.0
+                continue
+            if self.newline_id is None:
+                continue
+            # A line ends as the model likes; the section's last line by the marker (which ends the
+            # paragraph), the others by a line break: the one's probability goes to the other.
+            last = song.lines >= self.sections[song.section][1] - 1
+            end, other = (self.marker_id, self.newline_id) if last else (self.newline_id, self.marker_id)
+            logits[r, end] = torch.logaddexp(logits[r, end], logits[r, other])
+            logits[r, other] = NEG_INF
+            if not song.length:  # no empty line inside a section
+                kept = logits[r, end].clone()
+                logits[r, end] = NEG_INF
+                if not torch.isfinite(logits[r]).any():
+                    logits[r, end] = kept
+        return logits
+
+
 # --- sampling warpers ------------------------------------------------------------------------
 
 
@@ -294,11 +464,15 @@ def constraints(req) -> list[Processor]:
             out.append(StreamMask(req.form, req.start_ids, req.form.rhyme_allowed))
         if req.form.meter is not None:
             out.append(StreamMask(req.form, req.start_ids, req.form.tones_allowed))
+    if req.form is None and (req.rhyme is not None or cfg.line_range):  # a form keeps its own lines and rhymes
+        out.append(LineRules(tok, req.rhyme, cfg.rhyme_scheme, cfg.line_range, req.newline_id, req.rows))
     if cfg.repetition_penalty > 1:
         out.append(RepetitionPenalty(tok, cfg.repetition_penalty, cfg.repetition_window, req.rows, req.device))
     if cfg.no_repeat_ngram > 0:
         out.append(NoRepeatNgram(cfg.no_repeat_ngram, req.newline_id, tok.marker_id, req.form, len(req.start_ids),
                                  req.rows, req.line_scope))
+    if cfg.structure:
+        out.append(SongStructure(tok, cfg.sections, req.newline_id, req.label_id, req.rows))
     return out
 
 

@@ -20,7 +20,7 @@ from ..text.render import Renderer
 from ..text.tokenizer import Tokenizer
 from . import processors as P
 from .config import SampleConfig
-from .forms import Form
+from .forms import Form, Rhyme
 
 
 def resolve_start(start: str, tokenizer: Tokenizer, option: str = "--start") -> str:
@@ -78,15 +78,18 @@ class Request:
         self.label_ids = frozenset(tokenizer.label_ids)
         self.start = resolve_start(start, tokenizer)
         self.form = None
+        self.rhyme = Rhyme(tokenizer, cfg.rhyme) if cfg.rhyme else None  # (pypinyin reads either script)
         if cfg.form:
             acrostic = resolve_start(cfg.acrostic, tokenizer, "--acrostic") if cfg.acrostic else ""
-            self.form = Form(tokenizer, cfg.form, acrostic, self.start, rhyme=cfg.rhyme, tones=cfg.tones,
+            self.form = Form(tokenizer, cfg.form, acrostic, self.start, rhyme=self.rhyme, tones=cfg.tones,
                              tones_strict=cfg.tones_strict)
             # the form fixes the start text's characters, and the whole poem's length
             self.start = "".join(tokenizer.vocab[s] for s in self.form.slots[: len(self.start)])
         elif cfg.num_paragraphs is not None and tokenizer.marker_id is None:
-            raise ConfigError("--num-paragraphs needs a model trained with paragraph markers "
-                              "(this one used --paragraphs off)")
+            raise ConfigError(f"{'--structure' if cfg.structure else '--num-paragraphs'} needs a model trained with "
+                              "paragraph markers (this one used --paragraphs off)")
+        if cfg.structure:
+            layout = replace(layout, blocks=True)  # its sections are paragraphs, a blank line between them
         self.start_ids = tokenizer.encode(self.start).tolist()
         self.label_id = resolve_label(cfg.label, tokenizer) if cfg.label else None
         marker = [tokenizer.marker_id] if tokenizer.marker_id is not None else []

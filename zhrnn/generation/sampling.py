@@ -20,7 +20,7 @@ from ..model import CharRNN, evaluating, map_hidden
 from ..text.layout import Layout
 from ..text.tokenizer import Tokenizer
 from .config import SampleConfig
-from .processors import NEG_INF
+from .processors import NEG_INF, LineRules
 from .request import Request
 
 
@@ -228,6 +228,13 @@ class Sampling:
     def texts(self) -> list[str]:
         """The outputs as people read them."""
         return [self.request.text(row) for row in range(0, self.rows, self.k)]
+
+    def rhymes(self) -> list[list[str]]:
+        """The rhyme groups each output's lines ended in, in order (--rhyme on songs and free text;
+        empty without it)."""
+        rules = next((p for p in self.request.processors if isinstance(p, LineRules)), None)
+        return [list(rules.rows[row].sung) if rules is not None and rules.rhyme is not None else []
+                for row in range(0, self.rows, self.k)]
 
 
 @torch.inference_mode()

@@ -40,6 +40,27 @@ GROUPS = {name: tuple(f for finals, *names in TABLE if name in names for f in fi
           for _, *row_names in TABLE for name in row_names}
 
 
+_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c", "s",
+             "y", "w")
+_ZHI_INITIALS = ("zh", "ch", "sh", "r", "z", "c", "s")
+
+
+def final_of(syllable: str) -> str:
+    """The final of a toneless pinyin syllable as TABLE writes it ('zhi' -> APICAL, 'yue' -> 've',
+    'wang' -> 'uang', 'ju' -> 'v'); pypinyin's Style.NORMAL writes ü as v."""
+    initial = next((i for i in _INITIALS if syllable.startswith(i)), "")
+    final = syllable[len(initial):]
+    if initial == "y":  # y-: i-row finals (ya ia, yan ian, yu ü, yue üe, yun ün)
+        final = {"u": "v", "ue": "ve", "uan": "van", "un": "vn"}.get(final, final if final.startswith("i") else "i" + final)
+    elif initial == "w":  # w-: u-row finals
+        final = final if final.startswith("u") else "u" + final
+    elif initial in ("j", "q", "x") and final.startswith("u"):
+        final = "v" + final[1:]
+    if final == "i" and initial in _ZHI_INITIALS:
+        final = APICAL  # 十三支 in 中华新韵, not the 十二齐 of 西
+    return final
+
+
 def group_of(final: str, system: str = SHISANZHE) -> str | None:
     """The group of a pinyin final in a system (SYSTEMS); None where it has none. The -i of 知 诗
     is APICAL: pypinyin writes it i, which only the initial tells apart."""
@@ -48,11 +69,20 @@ def group_of(final: str, system: str = SHISANZHE) -> str | None:
     return _GROUP[system].get(final)
 
 
-def groups_of(chars: list[str]) -> list[str | None]:
-    """The 十三辙 group of each character (its most common reading), None where it has none."""
+def system_of(name: str) -> str:
+    """The system a group name belongs to (江阳: 十三辙, 十唐: 中华新韵)."""
+    return next(system for k, system in enumerate(SYSTEMS) if any(row[1 + k] == name for row in TABLE))
+
+
+def groups_in(text: str, system: str = SHISANZHE) -> list[str | None]:
+    """The group of each character of text (Chinese characters only) as read there: pypinyin picks a
+    character's reading by the words around it (银行 hang: 江阳, 一行 xing: 中东; 什么 me, 为了 le),
+    a character alone by its usual reading. None where it has none."""
     try:
         from pypinyin import Style, lazy_pinyin
     except ImportError:
         raise ConfigError("--rhyme needs pypinyin: pip install 'zhrnn[rhyme]' (or pip install pypinyin)") from None
-    # 十三辙 puts the -i of 知 in 一七 with i: pypinyin's final, which does not tell them apart, is enough
-    return [group_of(lazy_pinyin(ch, style=Style.FINALS)[0]) if len(ch) == 1 else None for ch in chars]
+    syllables = lazy_pinyin(text, style=Style.NORMAL)
+    if len(syllables) != len(text):  # pypinyin runs other characters together: read each alone
+        syllables = [lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in text]
+    return [group_of(final_of(s), system) if s.isalpha() and s.isascii() else None for s in syllables]

@@ -25,12 +25,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError
-from .rhyme import APICAL, XINYUN, group_of
+from .rhyme import XINYUN, final_of, group_of
 
 PING, ZE = "平", "仄"
 TABLE = Path(__file__).with_name("pingshui.tsv")
-
-_ZHI_INITIALS = ("zh", "ch", "sh", "r", "z", "c", "s")
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,8 @@ def _new_reading(syllable: str) -> Reading | None:
     """A pypinyin TONE3 syllable (e.g. 'zhi1', 'lv4') as a 中华新韵 reading; neutral tone: None."""
     if not syllable or not syllable[-1].isdigit() or syllable[-1] == "5":
         return None
-    tone, body = (PING if syllable[-1] in "12" else ZE), syllable[:-1]
-    initial = next((i for i in ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h",
-                                "j", "q", "x", "r", "z", "c", "s", "y", "w") if body.startswith(i)), "")
-    final = body[len(initial):]
-    if initial == "y":  # y-: i-row finals (ya ia, yan ian, yu ü, yue üe, yun ün)
-        final = {"u": "v", "ue": "ve", "uan": "van", "un": "vn"}.get(final, final if final.startswith("i") else "i" + final)
-    elif initial == "w":  # w-: u-row finals
-        final = final if final.startswith("u") else "u" + final
-    elif initial in ("j", "q", "x") and final.startswith("u"):
-        final = "v" + final[1:]
-    if final == "i" and initial in _ZHI_INITIALS:
-        final = APICAL  # 十三支, not the 十二齐 of 西
-    group = group_of(final, XINYUN)
-    return Reading(tone, group) if group else None
+    group = group_of(final_of(syllable[:-1]), XINYUN)
+    return Reading(PING if syllable[-1] in "12" else ZE, group) if group else None
 
 
 @lru_cache(maxsize=None)

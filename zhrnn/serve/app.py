@@ -7,7 +7,7 @@
                                     "steps": forward passes so far}}}
     POST /api/generate              start, num and SampleConfig's options (those declared api=True):
                                     server-sent events {"i": output, "text": piece} ..., then
-                                    {"done": true, "texts": [...]} (or {"error": ...})
+                                    {"done": true, "texts": [...], "rhymes": [[group, ...], ...]} (or {"error": ...})
     POST /api/score                 {"bpc", "chars", "unknown", "pieces": [[text, bits], ...]}
     POST /api/next                  text, k, lines and the options that hold step by step (temperature,
                                     seed, top_k, form, ...): {"top": [[token, p], ...], "lines": [[text, score], ...]}
@@ -138,7 +138,8 @@ def create_app(models: dict[str, TextModel], limits: Limits = Limits(), allowed_
                         if kind == "piece":
                             pieces[rest[0]] = pieces.get(rest[0], "") + rest[1]
                         else:
-                            last = {"done": True, "texts": rest[0]} if kind == "done" else {"error": rest[0]}
+                            last = {"done": True, "texts": rest[0], "rhymes": rest[1]} if kind == "done" \
+                                else {"error": rest[0]}
                     out = [{"i": i, "text": text} for i, text in pieces.items()] + ([last] if last else [])
                     yield "".join(f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in out)
                     if last is not None:

@@ -170,7 +170,7 @@ class Batcher:
                 self._leave(job, _failure(e))
                 continue
             if chosen is None:
-                self._leave(job, ("done", job.sampling.texts()))
+                self._leave(job, ("done", job.sampling.texts(), job.sampling.rhymes()))
                 continue
             moving.append(job)
             tokens.append(chosen)

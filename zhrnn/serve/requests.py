@@ -114,8 +114,8 @@ def sample_request(data: dict, limits: Limits) -> tuple[str, int, SampleConfig]:
     start = _text(data.get("start", ""), "start", limits.start)
     num = _number(data.get("num", 1), "num", 1, limits.num, True)
     options = sample_options(data, limits, API_OPTIONS)
-    if "num_paragraphs" in options:
-        options.setdefault("length", limits.length)  # whole paragraphs, up to the server's length
+    if "num_paragraphs" in options or "structure" in options:
+        options.setdefault("length", limits.length)  # whole paragraphs (sections), up to the server's length
     cfg = SampleConfig(**options)  # its checks across fields (ConfigError: a 400 too)
     if num * cfg.candidates > limits.rows:
         raise BadRequest(f"num x candidates is {num * cfg.candidates}; at most {limits.rows}")
