@@ -5,6 +5,11 @@ it; each song is verse, chorus, verse, chorus, chorus (the chorus sung again wor
 line a line, songs parted by a blank line, until the text has --chars characters.
 
     python benchmarks/song_shaped.py ../shared/corpora/modern/tatoeba-cmn -o 歌.txt --chars 60000
+    python benchmarks/song_shaped.py ../shared/corpora/modern/tatoeba-cmn -o 韵歌.txt --rhymed   # issue 31
+
+--rhymed: every line of a song ends on one 十三辙 rhyme (drawn for each song from the groups with
+clauses enough, by song_rules.py's checker), as a lyricist rhymes a song through; otherwise the
+lines rhyme by chance (about one in eight).
 
 What matters for the measurement is what a real songbook shares with it: short lines, a small
 text, and whole blocks repeated inside a song, which a network learns by heart first.
@@ -30,12 +35,22 @@ def clauses(folder: Path) -> list[str]:
     return out
 
 
-def songs(lines: list[str], chars: int, seed: int) -> list[str]:
+def songs(lines: list[str], chars: int, seed: int, rhymed: bool = False) -> list[str]:
     rng = random.Random(seed)
     rng.shuffle(lines)
+    if rhymed:  # one pool of clauses per rhyme group, a song drawn from one of them
+        from song_rules import rhyme_of
+
+        by_group: dict[str, list[str]] = {}
+        for line in lines:
+            by_group.setdefault(rhyme_of(line), []).append(line)
+        pools = {g: iter(ls) for g, ls in by_group.items() if g and len(ls) >= 500}
+        weights = {g: len(by_group[g]) for g in pools}
     pool = iter(lines)
     out, total = [], 0
     while total < chars:
+        if rhymed:
+            pool = pools[rng.choices(list(weights), list(weights.values()))[0]]
         verse1, chorus, verse2 = ([next(pool) for _ in range(rng.choice((4, 6, 8)))] for _ in range(3))
         song = verse1 + chorus + verse2 + chorus + chorus
         out.append("\n".join(song))
@@ -49,8 +64,9 @@ def main() -> None:
     parser.add_argument("-o", "--out", type=Path, required=True)
     parser.add_argument("--chars", type=int, default=60_000, help="text characters, line breaks not counted")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rhymed", action="store_true", help="every line of a song on one 十三辙 rhyme (needs pypinyin)")
     args = parser.parse_args()
-    built = songs(clauses(args.folder), args.chars, args.seed)
+    built = songs(clauses(args.folder), args.chars, args.seed, args.rhymed)
     args.out.write_text("\n\n".join(built) + "\n", encoding="utf-8")
     lines = sum(song.count("\n") + 1 for song in built)
     print(f"{args.out}: {len(built)} songs, {lines} lines, "

@@ -40,6 +40,7 @@ NEG_INF = float("-inf")
 LINE_REPEATS = 4
 TAIL = 4  # a line's last Chinese characters read together for its rhyme (银行: hang)
 RHYME_LINE = 16  # under --rhyme a line ends by this many characters unless --line-len says otherwise
+RHYME_PULL = 3.0  # a line that may not end yet: its rhymes' probability times 1 + this x P(the model ends it)
 
 
 class Processor:
@@ -297,8 +298,10 @@ class LineRules(Processor):
 
     def __call__(self, logits, streams, step):
         for r, line in enumerate(self.rows):
-            if not line.length:
-                continue  # a line (and a paragraph) begins as the model likes
+            if not line.length:  # a line begins as the model likes, but a paragraph (a song) is not empty
+                if not line.index and self.marker_id is not None and torch.isfinite(logits[r]).sum() > 1:
+                    logits[r, self.marker_id] = NEG_INF
+                continue
             must = self.rhymes(line)
             rhyming = self.rhyme.allowed(line.groups) if must else None  # (V,)
             may_end = line.length >= self.low and (not must or bool((line.groups & self.rhyme.ending(line.tail)).any()))
@@ -310,6 +313,8 @@ class LineRules(Processor):
                 keep = rhyming & self.han
                 keep[self.ends] = may_end
             elif not may_end:
+                if must and RHYME_PULL:  # where its model would end the line, a rhyme is drawn more readily
+                    logits[r] = _pulled(logits[r], self.ends, rhyming & self.han)
                 keep = torch.ones(logits.size(-1), dtype=torch.bool)
                 keep[self.ends] = False
             else:
@@ -323,6 +328,14 @@ class LineRules(Processor):
             if full and not may_end:
                 log.info("--rhyme: a line of %d characters found no rhyme to end on; it ends unrhymed", line.length)
         return logits
+
+
+def _pulled(logits: torch.Tensor, ends: list[int], rhymes: torch.Tensor) -> torch.Tensor:
+    """logits (V,) of a line that may not end yet, its rhyming tokens (V,) bool made 1 + RHYME_PULL
+    x P(end) times as likely: where the model would end the line, a rhyme (after which it may) is
+    drawn more often, at most 1 + RHYME_PULL times."""
+    p_end = logits.float().softmax(-1)[ends].sum()
+    return logits + rhymes.to(logits.device) * torch.log1p(RHYME_PULL * p_end)
 
 
 @dataclass
