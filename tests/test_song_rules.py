@@ -187,3 +187,20 @@ def test_the_page_is_told_the_rhymes_and_takes_the_song_fields(singer):
         assert sung == [rhyme_of(line) for line in lines[::2]][: len(sung)] and len(sung) >= len(lines) // 2, (text, sung)
     _, _, cfg = sample_request({"rhyme": True, "rhyme_scheme": "abab", "line_len": "6-12", "structure": "主副主副"}, Limits())
     assert (cfg.rhyme, cfg.rhyme_scheme, cfg.line_range, cfg.num_paragraphs) == ("auto", "abab", (6, 12), 4)
+
+
+def test_structure_and_rhyme_under_a_singers_label(tmp_path):
+    import zhrnn
+    from zhrnn.training import fit
+
+    for singer, songs in (("甲", SONGS[:3]), ("乙", SONGS[3:])):
+        (tmp_path / "歌" / singer).mkdir(parents=True)
+        for i, song in enumerate(songs):
+            (tmp_path / "歌" / singer / f"{i}.txt").write_text(song + "\n", encoding="utf-8")
+    fit(tmp_path / "歌", progress=False, out_dir=str(tmp_path / "run"), labels=True, label_min_count=1,
+        paragraphs="file", **{**TINY, "iters": 300})
+    model = zhrnn.load(tmp_path / "run")
+    for text in model.generate_many(3, structure="主副主副", rhyme=True, label="甲", seed=12, temperature=1.3):
+        sections = songs_of(text)
+        assert [len(s) for s in sections] == [4, 4, 4, 4] and sections[3] == sections[1], text
+        assert all(len({rhyme_of(line) for line in s}) == 1 for s in sections), text
