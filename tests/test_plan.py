@@ -109,6 +109,21 @@ def test_a_run_given_no_dropout_gets_one_for_the_passes_it_makes(poems, tmp_path
     assert given.model.config.dropout == 0.2
 
 
+def test_a_run_given_no_layers_gets_one_on_a_small_text_and_two_on_a_large_one(poems, tmp_path, caplog):
+    from zhrnn.model import CharRNN, ModelConfig
+    from zhrnn.training.plan import SMALL_TEXT, auto_layers
+
+    assert [auto_layers(n) for n in (1_000, SMALL_TEXT - 1, SMALL_TEXT, 3_000_000)] == [1, 1, 2, 2]
+    options = {k: v for k, v in TINY.items() if k not in ("num_layers", "dropout")}
+    with caplog.at_level(logging.INFO, logger="zhrnn"):
+        small = build_trainer(plan_run(poems, dict(options, iters=20, out_dir=str(tmp_path / "a"))))
+    assert small.model.config.num_layers == 1 and small.state()["model_config"]["num_layers"] == 1
+    assert "1 layer, as for a training text of" in caplog.text
+    given = build_trainer(plan_run(poems, dict(options, iters=20, num_layers=2, out_dir=str(tmp_path / "b"))))
+    assert given.model.config.num_layers == 2
+    assert CharRNN(ModelConfig(vocab_size=30)).config.num_layers == 2  # a model made outside a run: LAYERS
+
+
 def test_a_new_plan_encodes_with_the_text_vocabulary(poems):
     plan = plan_run(poems, dict(TINY, device="cpu"))
     assert plan.resume is None and plan.init_from is None and plan.labels is None and plan.run_dir is None

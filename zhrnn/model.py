@@ -25,6 +25,7 @@ OUTPUTS = ("auto", "full", "adaptive")
 ADAPTIVE_FROM = 2000  # output auto: adaptive from this vocabulary size on (below it a full softmax is cheap)
 CLUSTER_EDGES = (1000, 3000, 10000, 30000)  # default cutoffs: head, then clusters of rarer tokens
 DROPOUT = 0.1  # a model made outside a run, given none (a run's own follows its passes: plan.auto_dropout)
+LAYERS = 2  # likewise (a run's own follows the size of its text: plan.auto_layers)
 MIN_CLUSTER_WIDTH = 32  # narrower, a cluster of thousands of words cannot tell them apart
 MODEL = "模型 / model"  # the argument group of `zhrnn train --help`
 
@@ -86,7 +87,11 @@ class ModelConfig:
     vocab_size: int = 0  # set from the tokenizer
     cell: str = option("gru", flags="--cell", choices=tuple(CELLS), group=MODEL,
                        zh="循环单元", en="recurrent cell (default gru)")
-    num_layers: int = option(2, flags="--num-layers", low=1, group=MODEL, zh="层数", en="layers (default 2)")
+    # None: chosen by the size of the run's training text (plan.auto_layers)
+    num_layers: int | None = option(
+        None, type=int, flags="--num-layers", low=1, group=MODEL,
+        zh="层数; 默认按训练文本大小选: 50 万字以下 1 层, 以上 2 层",
+        en="layers (default: 1 for a training text under 500,000 tokens, else 2)")
     hidden_size: int = option(256, flags=("--hidden-size", "--hidden_size"), low=1, group=MODEL,
                               zh="隐藏层大小", en="hidden units per layer (default 256)")
     embedding_size: int = option(128, flags="--embedding-size", low=1, group=MODEL,
@@ -136,6 +141,8 @@ class ModelConfig:
         head still holds the most frequent characters."""
         if self.dropout is None:  # a model made outside a run (a run chooses by its passes: plan.auto_dropout)
             return replace(self, dropout=DROPOUT).resolved(reserved)
+        if self.num_layers is None:  # likewise (a run chooses by the size of its text: plan.auto_layers)
+            return replace(self, num_layers=LAYERS).resolved(reserved)
         output = self.output_layer
         if output == "auto":  # given cutoffs ask for an adaptive output; a tied one is full
             output = "adaptive" if not self.tie_embedding and (self.cutoffs or self.vocab_size >= ADAPTIVE_FROM) else "full"

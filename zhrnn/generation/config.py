@@ -1,6 +1,7 @@
 """SampleConfig: every option of one generation request, declared once (flag, help, range) and checked here."""
 from __future__ import annotations
 
+import re
 from dataclasses import InitVar, dataclass
 
 from ..errors import ConfigError
@@ -187,8 +188,9 @@ class SampleConfig:
         if not self.structure:
             return []
         words = str(self.structure).replace(",", " ").replace("，", " ").split()
-        if len(words) == 1 and ":" not in words[0] and words[0].lower() not in SECTION_NAMES:
-            words = list(words[0])  # 主副主副, vcvc
+        if len(words) == 1 and words[0].lower() not in SECTION_NAMES:  # 主副主副, 主歌:6副歌, vcvc
+            run = re.findall(r"(?:主歌|副歌|主|副|v|c)(?::\d+)?", words[0].lower())
+            words = run if "".join(run) == words[0].lower() else words
         out = []
         for word in words:
             name, _, lines = word.partition(":")

@@ -72,9 +72,9 @@ class Form:
         """(V,) bool for a rhyme position given the poem's ids so far; None elsewhere."""
         if position not in self.rhyme_positions:
             return None
-        groups = self.rhyme.given  # narrowed by each rhyme before it (by its usual reading, as it was drawn)
+        groups = self.rhyme.given  # narrowed by each rhyme before it, by its usual reading (as it was drawn)
         for p in self.rhyme_positions[: self.rhyme_positions.index(position)]:
-            groups = groups & self.rhyme.table[poem[p]] if (groups & self.rhyme.table[poem[p]]).any() else groups
+            groups = self.rhyme.narrow(groups, self.rhyme.table[poem[p]])
         return self.rhyme.allowed(groups)
 
     def __len__(self) -> int:
@@ -188,12 +188,23 @@ class Rhyme:
         self.table, self.names = _rhyme_table(tuple(tokenizer.vocab), self.system)  # (V, G) bool, G names
         self._allowed: dict[tuple, torch.Tensor] = {}
         self._endings: dict[str, torch.Tensor] = {}
-        given = [asked] if asked in GROUPS else groups_in(asked, self.system)[:1] if asked != "auto" else []
-        if given == [None]:
-            raise ConfigError(f"--rhyme {asked}: the character has no rhyme group (give a group name such as 江阳)")
-        self.given = torch.tensor([asked == "auto" or n in given for n in self.names])  # (G,)
+        if asked == "auto":  # the first rhyme decides
+            given = set(self.names)
+        elif asked in GROUPS:
+            given = {asked}
+        else:  # a character of the rhyme
+            given = set(groups_in(asked, self.system)) - {None}
+            if not given:
+                raise ConfigError(f"--rhyme {asked}: the character has no rhyme group (give a group name such as 江阳)")
+        self.given = torch.tensor([n in given for n in self.names])  # (G,)
         if not self.allowed(self.given).any():
             raise ConfigError(f"--rhyme {asked}: the model knows no character of that rhyme")
+
+    def narrow(self, groups: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
+        """(G,) the groups still open once a rhyme heard in groups `heard` (G,) is written: those
+        it shares with them (one let through unrhymed, where the rules had to, leaves them as they were)."""
+        kept = groups & heard
+        return kept if kept.any() else groups
 
     def ending(self, tail: str) -> torch.Tensor:
         """(G,) bool: the group of the last character of tail (a line's last Chinese characters),

@@ -250,9 +250,11 @@ class LineRules(Processor):
     character of its rhyme where the scheme says it rhymes, and must end by `high` (under --rhyme,
     RHYME_LINE unless given): one character before it, a line that must rhyme may take only a
     rhyming character. The first rhyme of a section (paragraph) opens its groups (unless --rhyme
-    named them); aabb opens new ones, other than the couplet's before, every two lines. Where these rules and the constraints before them
-    would leave a row nothing, the row keeps what the others allow (the line ends unrhymed, or goes
-    on), and the log says so."""
+    named them); aabb opens new ones, other than the couplet's before, every two lines. Where the
+    model would end a line that may not end yet, its rhymes are drawn more readily (_pulled). Where
+    these rules and the constraints before them would leave a row nothing, the row keeps what the
+    others allow (the line ends unrhymed, or goes on), and the log says so. A paragraph (a song)
+    is never empty."""
 
     def __init__(self, tokenizer: Tokenizer, rhyme: Rhyme | None, scheme: str, line_range: tuple[int, int | None] | None,
                  newline_id: int | None, rows: int):
@@ -281,11 +283,12 @@ class LineRules(Processor):
             return
         elif seen in self.ends:
             if line.length:
-                if self.rhymes(line):  # the groups narrow to the end's own (one the rules let through unrhymed: kept)
-                    kept = line.groups & self.rhyme.ending(line.tail)
-                    if kept.any():
-                        line.groups, name = kept, self.rhyme.names[int(kept.nonzero()[0])]
+                if self.rhymes(line):  # the groups narrow to the end's own
+                    heard = self.rhyme.ending(line.tail)
+                    if (line.groups & heard).any():
+                        name = self.rhyme.names[int((line.groups & heard).nonzero()[0])]
                         line.sung += (name,) if line.sung[-1:] != (name,) else ()
+                    line.groups = self.rhyme.narrow(line.groups, heard)
                 line.index += 1
                 if self.rhyme is not None and self.scheme == "aabb" and line.index % 2 == 0:
                     fresh = self.rhyme.given & ~line.groups  # a named rhyme has nothing fresh: it holds

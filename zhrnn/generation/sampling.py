@@ -4,7 +4,8 @@ The hidden state is carried from step to step, so each new character costs one s
 (the prefix is never re-run), and --num N streams run together as one batch. Each step the
 logits pass through the request's processors (request.py, processors.py), for sampling, greedy
 decoding and beam search alike:
-    <unk> -> labels -> form -> rhyme / tones -> repetition penalty -> no-repeat n-gram [-> temperature, top-k, top-p]
+    <unk> -> labels -> form -> rhyme / tones | song lines (rhyme, length) -> repetition penalty -> no-repeat n-gram
+    -> song structure [-> temperature, top-k, top-p]
 With --candidates K each output has K rows that draft its next line side by side (LineChoice).
 """
 from __future__ import annotations

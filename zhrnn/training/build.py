@@ -15,7 +15,7 @@ from . import encoded, rundir
 from .batches import Batches, Streams
 from .distributed import Dist, setup
 from .finetune import grow_state
-from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_dropout, new_schedule, passes, plan_run
+from .plan import LOCAL, Resume, RunPlan, TrainConfig, auto_dropout, auto_layers, new_schedule, passes, plan_run
 from .schedule import SECONDS
 from .split import Split, split_ids
 from .trainer import Trainer, TrainResult
@@ -65,6 +65,10 @@ def build_trainer(plan: RunPlan, dist: Dist | None = None) -> Trainer:
 
     tokenizer = text.tokenizer
     model_cfg = replace(plan.model_cfg, vocab_size=len(tokenizer))
+    if model_cfg.num_layers is None:  # a new run given no --num-layers: by the size of its text
+        model_cfg = replace(model_cfg, num_layers=auto_layers(len(split.train)))
+        log.info("%d layer%s, as for a training text of %s tokens (--num-layers to choose)", model_cfg.num_layers,
+                 "s" if model_cfg.num_layers > 1 else "", f"{len(split.train):,}")
     # a new run given no --dropout gets one for the passes it makes (a resumed one keeps its own);
     # under --time the Trainer chooses it with the rate, once the speed says how many steps the budget holds
     choose_dropout = model_cfg.dropout is None and schedule.unit == SECONDS

@@ -22,7 +22,7 @@ from .finetune import extend_tokenizer
 from .schedule import SECONDS, STEPS, Schedule
 from .split import SPLITS
 from ..errors import ConfigError, CorpusError, DistributedError
-from ..model import ModelConfig, resolve_device
+from ..model import LAYERS, ModelConfig, resolve_device
 from ..options import check_options, names, option
 from ..text.pipeline import TEXT, CorpusConfig, CorpusInfo
 from ..text.tokenizer import Tokenizer
@@ -204,6 +204,18 @@ AUTO_PASSES, AUTO_MIN_ITERS, AUTO_MAX_ITERS = 4, 200, 50_000
 # within the first minute; a 300,000-character one gets 12 passes and trains best at 0.1. Up to
 # the first bound the low value, from the second the high one, between them on a log scale.
 DROPOUT_BY_PASSES = ((12, 0.1), (60, 0.5))
+
+
+# The layers of a run given no --num-layers, by the size of its training text (BENCHMARKS.md, "A
+# small file: one layer"): five minutes on 2 cores of a 1-layer GRU beat the 2-layer one mixed with
+# the counts on texts of 60,000 and 300,000 characters (it makes half as many steps again); on
+# 全唐诗's 3.3 million the 2-layer shape was chosen at the same budget (issue 14).
+SMALL_TEXT = 500_000  # training tokens: below, one layer
+
+
+def auto_layers(train_tokens: int) -> int:
+    """The layers of a run given none: 1 for a small text (SMALL_TEXT), else model.LAYERS."""
+    return 1 if train_tokens < SMALL_TEXT else LAYERS
 
 
 def passes(cfg: TrainConfig, steps: float, train_tokens: int) -> float:
