@@ -90,8 +90,8 @@ class ModelConfig:
     # None: chosen by the size of the run's training text (plan.auto_layers)
     num_layers: int | None = option(
         None, type=int, flags="--num-layers", low=1, group=MODEL,
-        zh="层数; 默认按训练文本大小选: 50 万字以下 1 层, 以上 2 层",
-        en="layers (default: 1 for a training text under 500,000 tokens, else 2)")
+        zh="层数; 默认按训练文本大小选: 150 万字以下 1 层, 以上 2 层",
+        en="layers (default: 1 for a training text under 1,500,000 tokens, else 2)")
     hidden_size: int = option(256, flags=("--hidden-size", "--hidden_size"), low=1, group=MODEL,
                               zh="隐藏层大小", en="hidden units per layer (default 256)")
     embedding_size: int = option(128, flags="--embedding-size", low=1, group=MODEL,
