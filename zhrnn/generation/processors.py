@@ -306,18 +306,17 @@ class LineRules(Processor):
                     logits[r, self.marker_id] = NEG_INF
                 continue
             must = self.rhymes(line)
-            rhyming = self.rhyme.allowed(line.groups) if must else None  # (V,)
             may_end = line.length >= self.low and (not must or bool((line.groups & self.rhyme.ending(line.tail)).any()))
             full = self.high is not None and line.length >= self.high
             if full:  # it ends here
                 keep = torch.zeros(logits.size(-1), dtype=torch.bool)
                 keep[self.ends] = True
             elif must and self.high is not None and line.length == self.high - 1:  # its last character rhymes
-                keep = rhyming & self.han
+                keep = self.rhyme.allowed(line.groups) & self.han  # (V,), a new tensor (allowed's is kept)
                 keep[self.ends] = may_end
             elif not may_end:
                 if must and RHYME_PULL:  # where its model would end the line, a rhyme is drawn more readily
-                    logits[r] = _pulled(logits[r], self.ends, rhyming & self.han)
+                    logits[r] = _pulled(logits[r], self.ends, self.rhyme.allowed(line.groups))
                 keep = torch.ones(logits.size(-1), dtype=torch.bool)
                 keep[self.ends] = False
             else:
