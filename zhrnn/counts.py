@@ -264,12 +264,9 @@ class Counts:
         """history (N, order-1) -> each row's distribution of the next token as its terms:
         base * P_0 + the entries of its known contexts, each scaled by the backoff weights of the
         longer contexts above it. Unrolled, P_M(w) = sum over m = 1..M of (gamma_{m+1} .. gamma_M)
-        value_m(w) + (gamma_1 .. gamma_M) P_0(w): no (N, V) array is made or scaled level by level,
-        so a step of one stream costs a few dozen small operations and the entries it touches.
-        share (order,): each row's terms times share[its longest known context length] (the
+        value_m(w) + (gamma_1 .. gamma_M) P_0(w): no (N, V) array is made or scaled level by level
+        (Mixed._step_of_one unrolls the same sum for one row). share (order,): each row's terms times share[its longest known context length] (the
         counts' part of a mixture)."""
-        if len(history) == 1:
-            return self._terms_of_one(history[0], share)
         ctx = self.contexts(history)  # (N, order)
         n = len(history)
         gamma = np.ones((n, self.order + 1), dtype=np.float32)  # (N, order+1): 1 past the longest known
@@ -300,10 +297,10 @@ class Counts:
             t.base, t.values = t.base * part, t.values * part[t.rows]
         return t
 
-    def _terms_of_one(self, history: np.ndarray, share: np.ndarray | None) -> Terms:
-        """terms() of one history (order-1,), in Python scalars: a sampling step of one stream
-        costs as many lookups as the contexts it knows, not the array operations of a batch."""
-        chain, context = [], 0  # the ids of its known contexts, shortest first
+    def chain(self, history: np.ndarray) -> list[int]:
+        """history (order-1,) token ids, the most recent last -> the ids of its known contexts,
+        shortest first (contexts() of one row, in Python scalars: a lookup a level)."""
+        chain, context = [], 0
         for m in range(1, self.order):
             token, keys = int(history[self.order - 1 - m]), self.levels[m].keys
             key = context * self.vocab_size + token
@@ -312,18 +309,7 @@ class Counts:
                 break
             chain.append(at)
             context = at
-        # scale: the share, times the backoff weights of the longer contexts known
-        tokens, values, scale = [], [], 1.0 if share is None else float(share[len(chain)])
-        for m in range(len(chain), 0, -1):  # longest first
-            level, at = self.levels[m], chain[m - 1]
-            begin, end = level.offsets[at], level.offsets[at + 1]
-            tokens.append(level.tokens[begin:end])
-            values.append(level.values[begin:end] * np.float32(scale))
-            scale *= float(level.gamma[at])
-        tokens = np.concatenate(tokens).astype(np.int64) if tokens else np.zeros(0, np.int64)
-        values = np.concatenate(values) if values else np.zeros(0, np.float32)
-        return Terms(np.array([scale], np.float32), np.zeros(len(tokens), np.int64), tokens, values,
-                     np.array([len(chain)]))
+        return chain
 
     def distributions(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """history (N, order-1) -> (N, V) float32 probabilities of the next token, and (N,) the
@@ -434,10 +420,10 @@ class Mixed(nn.Module):
         return (state[0] if len(state) == 1 else tuple(state)), history[0].long()  # (B, order-1)
 
     def forward(self, idx: torch.Tensor, hidden=None, targets: torch.Tensor | None = None):
-        state, before = self._split(hidden)
         B, T = idx.shape
-        if targets is None and B * T == 1 and self.counts.order > 1:
-            return self._step_of_one(idx, state, before)
+        if targets is None and B * T == 1 and idx.device.type == "cpu" and self.counts.order > 1:
+            return self._step_of_one(idx, hidden)
+        state, before = self._split(hidden)
         hist = histories(idx, self.counts.order, before)  # (B, T, order-1)
         contexts = hist.reshape(B * T, -1).cpu().numpy()
         if targets is not None:
@@ -458,19 +444,30 @@ class Mixed(nn.Module):
         state = (state,) if not isinstance(state, tuple) else state
         return out, (*state, last)
 
-    def _step_of_one(self, idx: torch.Tensor, state, before: torch.Tensor | None):
-        """forward() of one token of one stream (a sampling step): the same mixture in a handful
-        of operations, as the counts' few dozen microseconds weigh against a small network's step."""
-        if before is None:
-            before = torch.full((1, self.counts.order - 1), -1, dtype=torch.long, device=idx.device)
-        last = torch.cat([before[:, 1:], idx.long()], 1)  # (1, order-1): the history of the next token
-        logits, state = self.net(idx, state)  # (1, 1, V)
-        t = self.counts.terms(last.cpu().numpy(), self._share)
-        probs = logits.view(1, -1).float().softmax(-1).mul_(float(self._weights[t.known[0]]))  # (1, V)
-        probs.add_(self._unigram.to(idx.device), alpha=float(t.base[0]))
-        probs.index_add_(1, torch.from_numpy(t.tokens).to(idx.device), torch.from_numpy(t.values).to(idx.device)[None])
+    def _step_of_one(self, idx: torch.Tensor, hidden):
+        """forward() of one token of one stream on the CPU (a sampling step): terms() unrolled for
+        one row in Python scalars, its entries gathered in numpy and added to the network's
+        probabilities in one operator. At batch 1 each operator costs more to dispatch than its
+        (V,) arithmetic, so the step is written for the fewest (numpy's ufuncs on the (V,) arrays
+        measured slower than torch's in the sampling loop)."""
+        order = self.counts.order
+        *state, history = (None, None) if hidden is None else hidden
+        last = ([-1] * (order - 1) if history is None else history.view(-1).tolist())[1:] + [idx.item()]
+        logits, state = self.net(idx, state[0] if len(state) == 1 else tuple(state))  # (1, 1, V)
+        chain = self.counts.chain(last)
+        w = float(self._weights[len(chain)])
+        scale, tokens, values = 1.0 - w, [], []  # the counts' share, times the backoff weights of the longer contexts
+        for m in range(len(chain), 0, -1):  # longest first
+            level, at = self.counts.levels[m], chain[m - 1]
+            begin, end = level.offsets[at], level.offsets[at + 1]
+            tokens.append(level.tokens[begin:end])
+            values.append(level.values[begin:end] * np.float32(scale))
+            scale *= float(level.gamma[at])
+        probs = logits.detach().view(-1).float().softmax(0).mul_(w).add_(self._unigram, alpha=scale)  # (V,)
+        if tokens:
+            probs.index_add_(0, torch.from_numpy(np.concatenate(tokens)), torch.from_numpy(np.concatenate(values)))
         state = (state,) if not isinstance(state, tuple) else state
-        return probs.log_().view(1, 1, -1), (*state, last.float()[None])
+        return probs.log_().view(1, 1, -1), (*state, torch.tensor(last, dtype=torch.float32).view(1, 1, -1))
 
     def num_parameters(self) -> int:
         return self.net.num_parameters()
