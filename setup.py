@@ -18,9 +18,9 @@ setup(
     package_data={"zhrnn.poetry": ["cipai.json", "pingshui.tsv"], "zhrnn.serve": ["page.html"],
                   "zhrnn.pretrained": ["*.pt", "README.md"]},
     python_requires=">=3.10",
-    # Any torch from 2.1 on: a user's own CUDA build is kept as it is. On a CPU-only machine
+    # Any torch from 2.3 on (torch.amp.GradScaler): a user's own CUDA build is kept as it is. On a CPU-only machine
     # install a CPU build first (see README) so pip does not pull the CUDA packages.
-    install_requires=["torch>=2.1", "numpy>=1.22", "jieba>=0.42", "opencc-python-reimplemented>=0.1.7", "tqdm>=4.60"],
+    install_requires=["torch>=2.3", "numpy>=1.22", "jieba>=0.42", "opencc-python-reimplemented>=0.1.7", "tqdm>=4.60"],
     # serve: the web page (zhrnn serve); test: also the page's, through httpx and a real browser (selenium
     # drives the system's chromium where one is installed; nothing is downloaded)
     extras_require={"rhyme": ["pypinyin>=0.50"], "serve": SERVE,

@@ -9,6 +9,30 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 
+# The suite runs on the CPU on purpose: on a machine with a GPU, `--device auto` would train it on
+# CUDA under AMP (other figures than the tests expect) and two torchrun processes would share one
+# GPU. Hidden before anything starts CUDA, here and in every process a test starts; a test that
+# wants the GPU is marked `cuda` and starts its processes with GPU_ENV.
+GPU_ENV = dict(os.environ)
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def _has_gpu() -> bool:
+    probe = "import torch; print(torch.cuda.is_available())"
+    proc = subprocess.run([sys.executable, "-c", probe], env=GPU_ENV, capture_output=True, text=True, timeout=120)
+    return proc.stdout.strip() == "True"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: runs on a CUDA GPU (skipped without one)")
+
+
+def pytest_collection_modifyitems(config, items):
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if marked and not _has_gpu():
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
 # Four lines whose first characters differ and whose characters each have one continuation,
 # so a model that has learned the text reproduces any line from its first character.
 POEMS = "床前明月光，疑是地上霜。\n春眠不觉晓，处处闻啼鸟。\n白日依山尽，黄河入海流。\n千山鸟飞绝，万径人踪灭。\n"

@@ -135,3 +135,20 @@ def test_check_and_help_import_no_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_sampling_the_shipped_model_imports_nothing_it_does_not_use(tmp_path):
+    """The first character waits for nothing but torch: writing from the default model imports
+    neither jieba, OpenCC, pypinyin nor the server's libraries (each costs time to start)."""
+    code = """if True:
+        import contextlib, io, sys
+        from zhrnn.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert main(["sample", "--start", "春", "--len", "8", "--seed", "1"]) == 0
+        assert out.getvalue().startswith("春")
+        heavy = [m for m in ("jieba", "opencc", "pypinyin", "starlette", "uvicorn", "httpx") if m in sys.modules]
+        assert not heavy, heavy
+        """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -19,7 +19,6 @@ from .options import describe
 from .text.layout import Layout
 from .text.tokenizer import Tokenizer
 from .text.pipeline import CorpusConfig
-from .training import fit
 from .training.plan import TrainConfig
 
 
@@ -110,6 +109,8 @@ def train(corpus, resume=None, progress: bool = True, **options) -> TextModel:
     range is refused with ConfigError in the words of `zhrnn train`:
 
     """
+    from .training.build import fit  # the trainer, its progress bar and processes: not for sampling
+
     result = fit(corpus, resume=resume, progress=progress, **options)
     return TextModel.from_checkpoint(result.run_dir)  # its best.pt, as load() of the directory gives
 

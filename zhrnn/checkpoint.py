@@ -27,15 +27,24 @@ _UMASK = os.umask(0o22)  # read once (os.umask can only be read by setting it), 
 os.umask(_UMASK)
 
 
-def _to_cpu(obj):
+def _to_cpu(obj, moved: dict | None = None):
     """Every tensor moved to the CPU (optimizer state included), so that even a plain
-    torch.load without map_location opens a GPU-trained checkpoint on a CPU-only machine."""
+    torch.load without map_location opens a GPU-trained checkpoint on a CPU-only machine. A
+    tensor met twice (a tied embedding and output weight) is moved once and stays one tensor:
+    .cpu() copies, and two copies would be saved twice and load untied."""
+    moved = {} if moved is None else moved
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
+        if obj.numel() == 0:  # empty tensors share a null data pointer
+            return obj.detach().cpu()
+        key = (obj.untyped_storage().data_ptr(), obj.storage_offset(), tuple(obj.shape), tuple(obj.stride()),
+               obj.dtype, obj.device)
+        if key not in moved:
+            moved[key] = obj.detach().cpu()
+        return moved[key]
     if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
+        return {k: _to_cpu(v, moved) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
+        return type(obj)(_to_cpu(v, moved) for v in obj)
     return obj
 
 

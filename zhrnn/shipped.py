@@ -20,8 +20,12 @@ def names() -> list[str]:
 
 
 def find(name: str) -> Path | None:
-    """The shipped model called name (typed in either script), or None."""
-    for variant in script.variants(name):
+    """The shipped model called name (typed in either script), or None. The name as typed first:
+    OpenCC is slow to start, and the default model needs none of it."""
+    path = directory() / f"{name}.pt"
+    if path.is_file():
+        return path
+    for variant in script.variants(name)[1:]:
         path = directory() / f"{variant}.pt"
         if path.is_file():
             return path

@@ -133,8 +133,12 @@ class CharTokenizer(Tokenizer):
         # Vectorised: code points via UTF-32, looked up in the sorted code points of the
         # vocabulary. Millions of characters a second instead of a Python loop.
         if not hasattr(self, "_known"):
-            chars = [(ord(t), i) for i, t in enumerate(self.vocab) if i != self.unk_id]
-            self._known = np.array(sorted(chars), dtype=np.int64).reshape(-1, 2)  # (n, 2): code point, id
+            # plain ints, no tuples: thousands of new tuples can set off a full garbage collection,
+            # a tenth of a second over all that torch has loaded, before the first character
+            ids = np.array([i for i in range(len(self.vocab)) if i != self.unk_id], dtype=np.int64)
+            codes = np.array([ord(self.vocab[i]) for i in ids.tolist()], dtype=np.int64)
+            order = np.argsort(codes, kind="stable")
+            self._known = np.stack([codes[order], ids[order]], 1)  # (n, 2): code point, id
         known = self._known
         ids = np.zeros(len(text), dtype=np.uint32)  # <unk> unless found
         if len(known) == 0:

@@ -30,9 +30,13 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "auto":
-        # cuDNN runs RNNs in bf16 only from 9.13 on; before that fp16 (with loss scaling) is the fast path
+        # bf16 where the GPU computes in it (compute capability 8.0 on: Ampere, Hopper), asked of
+        # the training device itself (torch.cuda.is_bf16_supported() asks the current device and
+        # says yes where bf16 is only emulated, V100 and T4), and where cuDNN runs RNNs in it
+        # (from 9.13); elsewhere fp16 with loss scaling is the fast path
         cudnn = torch.backends.cudnn.version() or 0
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() and cudnn >= 91300 else torch.float16
+        native = torch.cuda.get_device_capability(device) >= (8, 0)
+        return torch.bfloat16 if native and cudnn >= 91300 else torch.float16
     return torch.float16 if amp == "fp16" else torch.bfloat16
 
 

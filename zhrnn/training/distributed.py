@@ -89,8 +89,11 @@ class Dist:
         """True on every process when it is true on any (e.g. 'stop now'); slow: may wait long."""
         if not self.active:
             return flag
-        t = torch.tensor([int(flag)], dtype=torch.int32)
-        self.guard("waiting for the other processes", lambda: tdist.all_reduce(t, group=self.slow if slow else None))
+        group = self.slow if slow else None
+        # a CPU tensor, unless the group can only reduce CUDA ones (an NCCL group the caller started)
+        device = torch.device("cuda", torch.cuda.current_device()) if tdist.get_backend(group) == "nccl" else None
+        t = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+        self.guard("waiting for the other processes", lambda: tdist.all_reduce(t, group=group))
         return bool(t.item())
 
     def barrier(self) -> None:
@@ -181,8 +184,6 @@ def setup() -> Dist:
     if not tdist.is_available():
         raise ConfigError("this PyTorch build has no torch.distributed; train with one process")
     d = Dist(rank=e.rank, world=e.world, local_rank=e.local_rank, local_world=e.local_world, host=socket.gethostname())
-    if torch.cuda.is_available():
-        torch.cuda.set_device(e.local_rank % torch.cuda.device_count())  # checked by the plan (plan.py) if it trains on CUDA
     if not tdist.is_initialized():
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() and tdist.is_nccl_available() else "gloo"
         d.guard("joining the process group", lambda: tdist.init_process_group(backend))

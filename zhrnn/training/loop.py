@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -100,7 +101,7 @@ class Agreed:
     """What the processes agreed on at a sync."""
     losses: list[float]  # each step's loss since the last sync, the mean over processes
     late: bool  # a process found the budget spent (--time): every one ends the run here
-    clock: float | None  # rank 0's seconds trained, under torchrun (None: one process, its own clock)
+    clock: float  # seconds trained, read once the device had finished the steps (under torchrun, rank 0's)
 
 
 class Sync:
@@ -127,7 +128,12 @@ class Sync:
         """Whether to sync after this step: every `every` steps, and now (a save, the end of the budget)."""
         return len(self.pending) >= self.every or now or self.stopping(stop)
 
-    def reduce(self, step: int, stop: threading.Event, late: bool, elapsed: float) -> Agreed:
+    def reduce(self, step: int, stop: threading.Event, late: bool, read_clock: Callable[[], float]) -> Agreed:
+        """read_clock: the seconds trained, read here once a GPU has finished the steps queued (a CUDA
+        step returns before its kernels have run, so a clock read right after it is early)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elapsed = read_clock()
         flags = torch.tensor([float(stop.is_set()), float(late), elapsed if self.dist.main else 0.0], device=self.device)
         summed = self.dist.all_sum(torch.cat([torch.stack(self.pending).float(), flags]))  # (pending + 3,)
         *losses, stops, lates, clock = summed.tolist()
@@ -137,4 +143,4 @@ class Sync:
         if not all(map(math.isfinite, losses)):
             raise ZhrnnError(f"the loss became NaN or infinite near step {step}; lower --learning-rate "
                              f"(the last checkpoint, if any, is untouched)")
-        return Agreed(losses, lates > 0, clock if self.dist.active else None)
+        return Agreed(losses, lates > 0, clock if self.dist.active else elapsed)

@@ -483,5 +483,6 @@ def _device(cfg: TrainConfig, dist: Dist) -> torch.device:
         if dist.local_world > torch.cuda.device_count():
             raise DistributedError(f"{dist.local_world} processes on this machine but {torch.cuda.device_count()} "
                                    "GPU(s): start one process per GPU (--nproc-per-node)")
-        device = torch.device("cuda", torch.cuda.current_device())  # this process's own GPU (set by distributed.setup)
+        device = torch.device("cuda", dist.local_rank)  # this process's own GPU; a run on the CPU claims none
+        torch.cuda.set_device(device)  # before the first CUDA collective: NCCL joins on the current device
     return device

@@ -330,9 +330,9 @@ class Trainer:
                 late, due = budget.late(self.elapsed, speed, eval_chars), budget.due(self.step)
                 synced = sync.due(due or late, stop)
                 if synced:
-                    agreed = sync.reduce(self.step, stop, late, self.elapsed)
-                    if agreed.clock is not None:  # under torchrun every process steps by rank 0's clock
-                        self.elapsed = budget.restart(agreed.clock)
+                    agreed = sync.reduce(self.step, stop, late, budget.clock)
+                    # the clock once the device had caught up; under torchrun rank 0's, which every process steps by
+                    self.elapsed = budget.restart(agreed.clock)
                     result.losses.extend(agreed.losses)
                     loss, out_of_time = agreed.losses[-1], agreed.late
                     speed.update(self.step, force=due or out_of_time)
