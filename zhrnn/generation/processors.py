@@ -145,8 +145,10 @@ class RepetitionPenalty(Processor):
 
     def __call__(self, logits, streams, step):
         hits = torch.zeros(len(streams), logits.size(-1), dtype=torch.bool, device=logits.device)  # (n, V)
-        for r, recent in enumerate(self.rows):
-            hits[r, torch.tensor(list(recent.tokens), dtype=torch.long, device=logits.device)] = True
+        rows = [r for r, recent in enumerate(self.rows) for _ in recent.tokens]
+        if rows:  # every row's recent tokens set in one indexing op (one copy to the device, not one a row)
+            where = torch.tensor([rows, [t for recent in self.rows for t in recent.tokens]], device=logits.device)
+            hits[where[0], where[1]] = True
         return logits - (hits & self.penalisable) * self.log_penalty
 
 
